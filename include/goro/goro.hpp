@@ -1,0 +1,6 @@
+// goro/goro.hpp — the umbrella header: everything a goro program uses.
+// goro is Go's runtime scheduler (G/M/P, work stealing, gopark/goready) for C++20.
+#pragma once
+
+#include <goro/debug.hpp>
+#include <goro/runtime.hpp>

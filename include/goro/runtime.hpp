@@ -1,0 +1,143 @@
+// goro/runtime.hpp — the runtime's public entry points (Go: package runtime).
+// run() bootstraps a runtime on the calling thread; go() starts goroutines.
+// Everything here is specified in API.md; implementation lives in src/runtime.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <new>
+#include <stdexcept>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+namespace goro {
+
+using Clock = std::chrono::steady_clock;
+
+// Options for run(). Zero means "choose": see each field.
+struct Options {
+  // Number of Ps (GOMAXPROCS). 0: $GOMAXPROCS if set, else the number of CPUs
+  // this process may use (affinity mask and cgroup CPU quota). At most 1024.
+  int maxprocs = 0;
+  // Bytes of address space reserved for each goroutine's stack (pages are
+  // committed by the kernel on first touch). 0: $GORO_STACK_SIZE if set, else
+  // 256 KiB. Must be at least detail::kMinStackSize.
+  std::size_t stack_size = 0;
+};
+
+namespace detail {
+
+// Smallest stack the runtime accepts: the goroutine entry, a libstdc++
+// exception unwind and a little user code must fit.
+inline constexpr std::size_t kMinStackSize = 16 * 1024;
+// Go's _MaxGomaxprocs.
+inline constexpr int kMaxProcs = 1024;
+
+// The type-erased core behind run() and go(). A goroutine's closure is built
+// in place at the top of its own stack, so starting one costs no allocation.
+using EntryFn = void (*)(void* closure);
+int runtime_run(EntryFn main_entry, void* main_closure, const Options& opts);
+// newproc in three steps: reserve a G and room for the closure on its stack,
+// let the caller construct the closure there, then make the G runnable (or
+// give it back if construction threw).
+struct NewProc {
+  void* closure;
+  void* g;
+};
+NewProc newproc_begin(std::size_t size, std::size_t align, EntryFn entry);
+void newproc_commit(NewProc np);
+void newproc_abort(NewProc np) noexcept;
+
+template <class Fn, class... Args>
+struct Closure {
+  Fn fn;
+  std::tuple<Args...> args;
+
+  template <class F, class... A>
+  explicit Closure(F&& f, A&&... a) : fn(std::forward<F>(f)), args(std::forward<A>(a)...) {}
+
+  // Runs the goroutine's function, then destroys the closure. The closure is
+  // destroyed even when fn exits by exception (goexit or a panic).
+  static void invoke(void* p) {
+    auto* self = static_cast<Closure*>(p);
+    struct Destroy {
+      Closure* c;
+      ~Destroy() { c->~Closure(); }
+    } destroy{self};
+    std::apply([&](auto&&... a) { std::invoke(std::move(self->fn), std::move(a)...); }, std::move(self->args));
+  }
+};
+
+}  // namespace detail
+
+// Runs `main` as goroutine 1 on a new runtime whose m0 is the calling thread,
+// and returns when main returns: its int result, or 0 when it returns void.
+// Goroutines still alive then never run again. Throws std::logic_error when a
+// runtime is already running, std::invalid_argument for bad Options.
+template <class F>
+int run(F&& main, Options opts = {}) {
+  using Fn = std::decay_t<F>;
+  static_assert(std::is_invocable_v<Fn&>, "goro::run: main must be callable with no arguments");
+  struct Main {
+    Fn fn;
+    int result = 0;
+    static void invoke(void* p) {
+      auto* self = static_cast<Main*>(p);
+      if constexpr (std::is_convertible_v<std::invoke_result_t<Fn&>, int>) {
+        self->result = static_cast<int>(std::invoke(self->fn));
+      } else {
+        std::invoke(self->fn);
+      }
+    }
+  } m{std::forward<F>(main)};
+  int rc = detail::runtime_run(&Main::invoke, &m, opts);
+  return rc == 0 ? m.result : rc;
+}
+
+// `go f(args...)`: starts a goroutine. The callable and the arguments are
+// decay-copied (or moved) now, and passed to f as rvalues, as std::thread does.
+// Works from goroutines and from any other thread while a runtime is running;
+// throws std::logic_error when none is.
+template <class F, class... Args>
+void go(F&& f, Args&&... args) {
+  using C = detail::Closure<std::decay_t<F>, std::decay_t<Args>...>;
+  static_assert(std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>,
+                "goro::go: f is not callable with these arguments (passed as rvalues)");
+  detail::NewProc np = detail::newproc_begin(sizeof(C), alignof(C), &C::invoke);
+  try {
+    ::new (np.closure) C(std::forward<F>(f), std::forward<Args>(args)...);
+  } catch (...) {
+    detail::newproc_abort(np);
+    throw;
+  }
+  detail::newproc_commit(np);
+}
+
+// runtime.Gosched: yield the processor; the goroutine goes to the global run
+// queue. On a thread that is not running a goroutine, yields the thread.
+void yield();
+
+// runtime.Goexit: unwinds the calling goroutine (destructors run), then ends
+// it. Implemented as an exception the goroutine's entry catches, so a
+// `catch (...)` that swallows it would stop the exit: rethrow what you catch.
+// Called outside a goroutine, throws std::logic_error.
+[[noreturn]] void goexit();
+
+// runtime.GOMAXPROCS: returns the previous value; n > 0 changes it.
+// n above 1024 throws std::invalid_argument.
+int maxprocs(int n = 0);
+
+// runtime.NumGoroutine: goroutines of the current run() that have not ended.
+int num_goroutine();
+
+// The current goroutine's id; 0 outside goroutines.
+std::uint64_t goid();
+
+// Cooperative preemption point: cheap unless the runtime asked this goroutine
+// to yield (it has run for more than 10 ms).
+void checkpoint();
+
+}  // namespace goro

@@ -1,0 +1,122 @@
+// context_amd64.S — goroutine context switches for x86-64 System V.
+// Go's gogo, mcall and gosave (asm_amd64.s) and the goexit trampoline.
+// A saved context is 64 bytes at Gobuf::sp (see context.hpp):
+//   [sp+0] mxcsr, x87 cw  [sp+8] r15  [sp+16] r14  [sp+24] r13  [sp+32] r12
+//   [sp+40] rbx  [sp+48] rbp  [sp+56] resume pc
+// Only callee-saved state is kept: every switch happens at a call boundary.
+
+#define GOBUF_SP 0
+#define GOBUF_FIBER 8
+
+        .text
+
+// Push the callee-saved registers and the control words: a saved context.
+.macro SAVE_CONTEXT
+        pushq %rbp
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset %rbp, 0
+        pushq %rbx
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset %rbx, 0
+        pushq %r12
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset %r12, 0
+        pushq %r13
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset %r13, 0
+        pushq %r14
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset %r14, 0
+        pushq %r15
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset %r15, 0
+        subq $8, %rsp
+        .cfi_adjust_cfa_offset 8
+        stmxcsr (%rsp)
+        fnstcw 4(%rsp)
+.endm
+
+// Pop a saved context at %rsp and return into it.
+.macro RESTORE_CONTEXT
+        ldmxcsr (%rsp)
+        fldcw 4(%rsp)
+        addq $8, %rsp
+        popq %r15
+        popq %r14
+        popq %r13
+        popq %r12
+        popq %rbx
+        popq %rbp
+        ret
+.endm
+
+// void goro_gogo(Gobuf* buf)
+        .globl goro_gogo
+        .hidden goro_gogo
+        .type goro_gogo, @function
+        .p2align 4
+goro_gogo:
+        .cfi_startproc
+        .cfi_undefined %rip
+#ifdef GORO_TSAN
+        // Tell TSan before leaving: the code that follows runs on buf's fiber.
+        movq %rdi, %rbx
+        andq $-16, %rsp
+        movq GOBUF_FIBER(%rdi), %rdi
+        xorl %esi, %esi
+        call __tsan_switch_to_fiber@PLT
+        movq %rbx, %rdi
+#endif
+        movq GOBUF_SP(%rdi), %rsp
+        RESTORE_CONTEXT
+        .cfi_endproc
+        .size goro_gogo, .-goro_gogo
+
+// void goro_mcall(Gobuf* save, Gobuf* g0, McallFn fn, G* gp)
+        .globl goro_mcall
+        .hidden goro_mcall
+        .type goro_mcall, @function
+        .p2align 4
+goro_mcall:
+        .cfi_startproc
+        SAVE_CONTEXT
+        movq %rsp, GOBUF_SP(%rdi)
+        movq GOBUF_SP(%rsi), %rsp       // on g0 now; its sp is 16-byte aligned
+        .cfi_undefined %rip
+        movq %rcx, %rdi
+        call *%rdx
+        movq %rax, %rdi
+        jmp goro_gogo
+        .cfi_endproc
+        .size goro_mcall, .-goro_mcall
+
+// void goro_gosave(Gobuf* buf, void (*fn)(void*), void* arg)
+        .globl goro_gosave
+        .hidden goro_gosave
+        .type goro_gosave, @function
+        .p2align 4
+goro_gosave:
+        .cfi_startproc
+        SAVE_CONTEXT
+        movq %rsp, GOBUF_SP(%rdi)
+        movq %rdx, %rdi
+        call *%rsi
+        RESTORE_CONTEXT
+        .cfi_endproc
+        .size goro_gosave, .-goro_gosave
+
+// A goroutine's entry function returns to goro_goexit+1.
+        .globl goro_goexit
+        .hidden goro_goexit
+        .type goro_goexit, @function
+        .p2align 4
+goro_goexit:
+        .cfi_startproc
+        .cfi_undefined %rip
+        nop
+        call goro_goexit1@PLT
+        ud2
+        .cfi_endproc
+        .size goro_goexit, .-goro_goexit
+
+        .section .note.GNU-stack,"",@progbits

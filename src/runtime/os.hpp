@@ -1,0 +1,22 @@
+// os.hpp — what the scheduler needs from the operating system, beside
+// futexes (lock_futex.hpp): CPU count, signal stacks and handlers.
+// Invariant: Linux specifics stay behind these functions (os_linux.cpp,
+// signal_unix.cpp). Mirrors os_linux.go and signal_unix.go.
+#pragma once
+
+namespace goro::runtime {
+
+// osinit: CPUs this process may use: the affinity mask, capped by the
+// cgroup CPU quota (rounded up), at least 1.
+int osinit_ncpu();
+
+// Per-M alternate signal stack, so the SIGSEGV handler can run when a
+// goroutine has run off the end of its stack.
+void* signal_altstack_install();
+void signal_altstack_remove(void* stack);
+// The SIGSEGV/SIGBUS handler for stack overflow, installed for one run();
+// faults it does not own go to the handler that was there before.
+void signal_handlers_install();
+void signal_handlers_remove();
+
+}  // namespace goro::runtime

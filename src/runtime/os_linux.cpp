@@ -1,0 +1,172 @@
+// os_linux.cpp — Linux: futexes, CPU count (affinity and cgroup quota).
+// Invariant: futexsleep may return spuriously; callers loop.
+// Mirrors os_linux.go and lock_futex.go.
+#include <linux/futex.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "lock_futex.hpp"
+#include "os.hpp"
+#include "panic.hpp"
+
+namespace goro::runtime {
+
+int ncpu = 1;
+
+void futexsleep(std::atomic<std::uint32_t>* addr, std::uint32_t val, std::int64_t ns) {
+  struct timespec ts;
+  struct timespec* tsp = nullptr;
+  if (ns >= 0) {
+    ts.tv_sec = static_cast<time_t>(ns / 1000000000);
+    ts.tv_nsec = static_cast<long>(ns % 1000000000);
+    tsp = &ts;
+  }
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(addr), FUTEX_WAIT_PRIVATE, val, tsp, nullptr, 0);
+}
+
+void futexwakeup(std::atomic<std::uint32_t>* addr, std::uint32_t cnt) {
+  long r = syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(addr), FUTEX_WAKE_PRIVATE, cnt, nullptr, nullptr, 0);
+  if (r < 0) detail::fatal("futexwakeup failed");
+}
+
+void osyield() { sched_yield(); }
+
+void procyield(std::uint32_t cycles) {
+  for (std::uint32_t i = 0; i < cycles; i++) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+  }
+}
+
+// lock_futex.go's lock: spin a little (only worth it with another CPU to
+// release the lock), yield once, then sleep in the kernel.
+void Mutex::lock_slow(std::uint32_t v) {
+  constexpr int kActiveSpin = 4, kActiveSpinCnt = 30, kPassiveSpin = 1;
+  // wait is kLocked or kSleeping: whatever we saw. If we take the lock we
+  // must store kSleeping if there might be sleepers.
+  std::uint32_t wait = v;
+  int spin = ncpu > 1 ? kActiveSpin : 0;
+  for (;;) {
+    for (int i = 0; i < spin; i++) {
+      while (key_.load(std::memory_order_relaxed) == kUnlocked) {
+        std::uint32_t expect = kUnlocked;
+        if (key_.compare_exchange_weak(expect, wait, std::memory_order_acquire)) return;
+      }
+      procyield(kActiveSpinCnt);
+    }
+    for (int i = 0; i < kPassiveSpin; i++) {
+      while (key_.load(std::memory_order_relaxed) == kUnlocked) {
+        std::uint32_t expect = kUnlocked;
+        if (key_.compare_exchange_weak(expect, wait, std::memory_order_acquire)) return;
+      }
+      osyield();
+    }
+    v = key_.exchange(kSleeping, std::memory_order_acquire);
+    if (v == kUnlocked) return;
+    wait = kSleeping;
+    futexsleep(&key_, kSleeping, -1);
+  }
+}
+
+void Note::wakeup() {
+  if (key_.exchange(1, std::memory_order_release) != 0) detail::fatal("notewakeup - double wakeup");
+  futexwakeup(&key_, 1);
+}
+
+void Note::sleep() {
+  while (key_.load(std::memory_order_acquire) == 0) futexsleep(&key_, 0, -1);
+}
+
+bool Note::tsleep(std::int64_t ns) {
+  if (ns < 0) {
+    sleep();
+    return true;
+  }
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  std::int64_t deadline = std::int64_t{now.tv_sec} * 1000000000 + now.tv_nsec + ns;
+  while (key_.load(std::memory_order_acquire) == 0) {
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    std::int64_t left = deadline - (std::int64_t{now.tv_sec} * 1000000000 + now.tv_nsec);
+    if (left <= 0) return false;
+    futexsleep(&key_, 0, left);
+  }
+  return true;
+}
+
+namespace {
+
+// The CPU limit of the cgroup this process is in, as a (possibly
+// fractional) number of CPUs; 0 when there is none. cgroup v2 (cpu.max)
+// and v1 (cpu.cfs_quota_us / cpu.cfs_period_us), every level up to the root.
+double cgroup_cpu_limit() {
+  std::ifstream cg("/proc/self/cgroup");
+  std::string line;
+  double limit = 0;
+  auto consider = [&limit](double quota, double period) {
+    if (quota > 0 && period > 0) {
+      double l = quota / period;
+      if (limit == 0 || l < limit) limit = l;
+    }
+  };
+  while (std::getline(cg, line)) {
+    // hierarchy-ID:controller-list:cgroup-path
+    auto c1 = line.find(':');
+    auto c2 = line.find(':', c1 + 1);
+    if (c1 == std::string::npos || c2 == std::string::npos) continue;
+    std::string controllers = line.substr(c1 + 1, c2 - c1 - 1);
+    std::string path = line.substr(c2 + 1);
+    bool v2 = controllers.empty();
+    bool v1cpu = false;
+    std::stringstream ss(controllers);
+    for (std::string c; std::getline(ss, c, ',');) v1cpu |= c == "cpu";
+    if (!v2 && !v1cpu) continue;
+    for (;;) {
+      if (v2) {
+        std::ifstream f("/sys/fs/cgroup" + path + "/cpu.max");
+        std::string q;
+        double period = 0;
+        if (f >> q >> period && q != "max") consider(std::stod(q), period);
+      } else {
+        std::string base = "/sys/fs/cgroup/" + controllers + path;
+        std::ifstream fq(base + "/cpu.cfs_quota_us"), fp(base + "/cpu.cfs_period_us");
+        double quota = 0, period = 0;
+        if (fq >> quota && fp >> period) consider(quota, period);
+      }
+      if (path.empty() || path == "/") break;
+      auto slash = path.find_last_of('/');
+      path = slash == 0 || slash == std::string::npos ? "/" : path.substr(0, slash);
+    }
+  }
+  return limit;
+}
+
+}  // namespace
+
+int osinit_ncpu() {
+  cpu_set_t set;
+  int n = 1;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) n = CPU_COUNT(&set);
+  double limit = cgroup_cpu_limit();
+  if (limit > 0) {
+    int l = static_cast<int>(std::ceil(limit));
+    if (l < n) n = l;
+  }
+  if (n < 1) n = 1;
+  ncpu = n;
+  return n;
+}
+
+}  // namespace goro::runtime

@@ -1,0 +1,1191 @@
+// proc.cpp — the scheduler: bootstrap, newproc, schedule, findRunnable,
+// stealing, spinning Ms, park/ready, M start/stop, goexit, shutdown.
+// Invariants (DESIGN.md): an M runs Go code only with a P; schedule() runs on
+// g0; a G leaves the CPU only through mcall; whoever readies work enqueues
+// it and then checks npidle/nmspinning, and an M that stops spinning drops
+// nmspinning and then re-checks every queue (the delicate dance).
+// Mirrors proc.go.
+#include "proc.hpp"
+
+#include <pthread.h>
+#include <sched.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+
+#include "goro/debug.hpp"
+#include "os.hpp"
+#include "panic.hpp"
+#include "san.hpp"
+#include "stack.hpp"
+
+extern "C" {
+__thread goro::runtime::G* goro_tls_g __attribute__((tls_model("initial-exec"))) = nullptr;
+}
+
+namespace goro::runtime {
+
+Sched sched;
+std::vector<P*> allp;
+std::int32_t gomaxprocs = 0;
+M* allm = nullptr;
+Mutex allglock;
+std::vector<G*> allgs;
+PMask idlepMask;
+std::atomic<bool> runtime_active{false};
+
+namespace {
+
+M* m0 = nullptr;
+G* maingp = nullptr;
+std::atomic<bool> mainStarted{false};
+std::atomic<std::int32_t> allglen{0};
+// Calls of go() from threads that are not Ms, in progress: teardown waits
+// for them (they hold a G and may touch the global queue).
+std::atomic<std::int32_t> foreign_newprocs{0};
+
+// Thrown by goexit(), caught by the goroutine's entry. Deliberately not a
+// std::exception, so that `catch (const std::exception&)` lets it through.
+struct GoexitUnwind {};
+
+constexpr std::uint32_t kGoidCacheBatch = 16;  // Go's _GoidCacheBatch
+constexpr std::int32_t kGlobalStackKeep = 1024;
+
+// ---------------------------------------------------------------------------
+// G status
+
+// The transition table of runtime2.hpp's diagram.
+bool legal_transition(std::uint32_t from, std::uint32_t to) {
+  switch (from) {
+    case _Gidle:
+      return to == _Gdead;
+    case _Gdead:
+      return to == _Grunnable;
+    case _Grunnable:
+      return to == _Grunning;
+    case _Grunning:
+      return to == _Grunnable || to == _Gwaiting || to == _Gsyscall || to == _Gdead;
+    case _Gwaiting:
+      return to == _Grunnable;
+    case _Gsyscall:
+      return to == _Grunning || to == _Grunnable;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+void casgstatus(G* gp, std::uint32_t from, std::uint32_t to) {
+  if (from == to || !legal_transition(from, to)) {
+    detail::fatal("casgstatus: bad incoming values");
+  }
+  std::uint32_t old = from;
+  if (!gp->atomicstatus.compare_exchange_strong(old, to, std::memory_order_acq_rel)) {
+    detail::fatal("casgstatus: G is not in the expected status");
+  }
+}
+
+std::int64_t nanotime() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return std::int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+// wyrand, per M (Go's fastrand). Threads that are not Ms use a TLS state.
+std::uint32_t fastrand() {
+  static thread_local std::uint64_t foreign_state =
+      0x9E3779B97F4A7C15ull ^ reinterpret_cast<std::uintptr_t>(&foreign_state);
+  G* g = getg();
+  std::uint64_t& s = g != nullptr ? g->m->fastrand : foreign_state;
+  s += 0xa0761d6478bd642full;
+  __uint128_t r = static_cast<__uint128_t>(s) * (s ^ 0xe7037ed1a0b428dbull);
+  return static_cast<std::uint32_t>(static_cast<std::uint64_t>(r >> 64) ^ static_cast<std::uint64_t>(r));
+}
+
+std::int32_t gcount() {
+  std::int32_t n = allglen.load(std::memory_order_relaxed);
+  {
+    MutexGuard l(sched.gFree.lock);
+    n -= sched.gFree.n;
+  }
+  for (P* pp : allp) n -= pp->gFree.n.load(std::memory_order_relaxed);
+  return n < 1 ? 1 : n;
+}
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// Context switches. Only these functions change stacks.
+
+G* g0_of(M* mp) { return mp->g0; }
+
+// On g0, entered from goro_mcall: finish the sanitizer switch and run the
+// M's mcall function.
+Gobuf* mcall_on_g0(G* gp) {
+  G* g0 = getg();
+  san::finish_switch(g0->asan_fake_stack);
+  san::handle_no_return();  // frames of earlier visits to g0 are dead
+  return g0->m->mcallfn(gp);
+}
+
+// mcall(fn): leave the current goroutine for g0 and run fn(gp) there. fn
+// returns the context to switch to. Returns when gp is resumed, possibly on
+// another M.
+void mcall(McallFn fn, bool dying = false) {
+  G* gp = getg();
+  M* mp = gp->m;
+  G* g0 = g0_of(mp);
+  mp->mcallfn = fn;
+  san::start_switch(dying ? nullptr : &gp->asan_fake_stack, g0->stack.lo, g0->stack.hi - g0->stack.lo);
+  san::tsan_switch_to(g0->sched.fiber);
+  setg(g0);
+  goro_mcall(&gp->sched, &g0->sched, &mcall_on_g0, gp);
+  san::finish_switch(gp->asan_fake_stack);
+}
+
+// The last step on g0 before gogo to gp: announce the switch and make gp
+// the current G.
+Gobuf* gogo(G* gp) {
+  G* g0 = getg();
+  san::start_switch(&g0->asan_fake_stack, gp->stack.lo, gp->stack.hi - gp->stack.lo);
+  setg(gp);
+  return &gp->sched;
+}
+
+// ---------------------------------------------------------------------------
+// Ps and Ms
+
+// wirep/acquirep: associate P and the current M.
+void acquirep(P* pp) {
+  M* mp = getg()->m;
+  if (mp->p != nullptr) detail::fatal("wirep: already in go");
+  if (pp->m != nullptr || pp->status.load(std::memory_order_relaxed) != _Pidle) {
+    detail::fatal("wirep: invalid p state");
+  }
+  mp->p = pp;
+  pp->m = mp;
+  pp->status.store(_Prunning, std::memory_order_relaxed);
+}
+
+// releasep: disassociate P and the current M.
+P* releasep() {
+  M* mp = getg()->m;
+  P* pp = mp->p;
+  if (pp == nullptr) detail::fatal("releasep: invalid arg");
+  if (pp->m != mp || pp->status.load(std::memory_order_relaxed) != _Prunning) {
+    detail::fatal("releasep: invalid p state");
+  }
+  mp->p = nullptr;
+  pp->m = nullptr;
+  pp->status.store(_Pidle, std::memory_order_relaxed);
+  return pp;
+}
+
+// pidleput: put pp on the idle list. sched.lock must be held.
+void pidleput(P* pp) {
+  if (!runqempty(pp->runq)) detail::fatal("pidleput: P has non-empty run queue");
+  idlepMask.set(pp->id);
+  pp->link = sched.pidle;
+  sched.pidle = pp;
+  sched.npidle.fetch_add(1, std::memory_order_seq_cst);
+}
+
+// pidleget: take a P off the idle list. sched.lock must be held.
+P* pidleget() {
+  P* pp = sched.pidle;
+  if (pp != nullptr) {
+    idlepMask.clear(pp->id);
+    sched.pidle = pp->link;
+    sched.npidle.fetch_sub(1, std::memory_order_seq_cst);
+  }
+  return pp;
+}
+
+// mput/mget: the idle M list. sched.lock must be held.
+void mput(M* mp) {
+  mp->schedlink = sched.midle;
+  sched.midle = mp;
+  sched.nmidle++;
+}
+
+M* mget() {
+  M* mp = sched.midle;
+  if (mp != nullptr) {
+    sched.midle = mp->schedlink;
+    sched.nmidle--;
+  }
+  return mp;
+}
+
+// ---------------------------------------------------------------------------
+// Global run queue. sched.lock must be held.
+
+void globrunqput(G* gp) {
+  sched.runq.pushBack(gp);
+  sched.runqsize.store(sched.runqsize.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+void globrunqputbatch(GQueue batch, std::int32_t n) {
+  sched.runq.pushBackAll(batch);
+  sched.runqsize.store(sched.runqsize.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+void runqput(P* pp, G* gp, bool next);
+
+// globrunqget: take a batch from the global queue: a fair share
+// (size/gomaxprocs + 1), at most max (if > 0) and half the local ring. One
+// G is returned; the rest go on pp's ring.
+G* globrunqget(P* pp, std::int32_t max) {
+  std::int32_t size = sched.runqsize.load(std::memory_order_relaxed);
+  if (size == 0) return nullptr;
+  std::int32_t n = size / gomaxprocs + 1;
+  if (n > size) n = size;
+  if (max > 0 && n > max) n = max;
+  if (n > static_cast<std::int32_t>(kLocalRunQueueSize / 2)) n = kLocalRunQueueSize / 2;
+  sched.runqsize.store(size - n, std::memory_order_relaxed);
+  G* gp = sched.runq.pop();
+  for (n--; n > 0; n--) runqput(pp, sched.runq.pop(), false);
+  return gp;
+}
+
+void runqput(P* pp, G* gp, bool next) {
+  goro::runtime::runqput(pp->runq, gp, next, [](GQueue batch, std::uint32_t n) {
+    MutexGuard l(sched.lock);
+    globrunqputbatch(batch, static_cast<std::int32_t>(n));
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Starting and stopping Ms
+
+void* mstart_thread(void* arg);
+
+void mspinning() { getg()->m->spinning = true; }
+
+// allocm + newosproc: a new M with its own thread, which starts by running
+// fn and then schedules with pp. The M was already counted (mReserveID) and
+// linked into allm under sched.lock.
+void newm(M* mp) {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, san::kAsan || san::kTsan ? 8 << 20 : 1 << 20);
+  int err = pthread_create(&mp->thread, &attr, &mstart_thread, mp);
+  pthread_attr_destroy(&attr);
+  if (err != 0) detail::fatal("newosproc: pthread_create failed");
+  mp->thread_created.store(true, std::memory_order_release);
+}
+
+// A new M, counted and linked into allm. sched.lock must be held.
+M* allocm_locked(void (*fn)(), P* pp) {
+  if (sched.mnext + 1 > sched.maxmcount) {
+    printerr("runtime: program exceeds ");
+    printerr_u64(static_cast<unsigned long long>(sched.maxmcount));
+    printerr("-thread limit\n");
+    detail::fatal("thread exhaustion");
+  }
+  M* mp = new M;
+  mp->id = sched.mnext++;
+  mp->g0 = new G;
+  mp->g0->m = mp;
+  mp->nextp = pp;
+  mp->mstartfn = fn;
+  mp->fastrand = static_cast<std::uint64_t>(nanotime()) * 0x9E3779B97F4A7C15ull + static_cast<std::uint64_t>(mp->id);
+  mp->alllink = allm;
+  allm = mp;
+  return mp;
+}
+
+// startm: schedule some M to run pp (an idle P if pp is nullptr; if there
+// is none, do nothing). With spinning, the caller incremented nmspinning and
+// the M starts spinning; if no P is available the increment is undone.
+void startm(P* pp, bool spinning) {
+  sched.lock.lock();
+  if (sched.exiting.load(std::memory_order_relaxed)) {
+    sched.lock.unlock();
+    if (spinning) sched.nmspinning.fetch_sub(1);
+    return;
+  }
+  if (pp == nullptr) {
+    pp = pidleget();
+    if (pp == nullptr) {
+      sched.lock.unlock();
+      if (spinning) {
+        // The caller incremented nmspinning, but there are no idle Ps,
+        // so it's okay to just undo the increment and give up.
+        if (sched.nmspinning.fetch_sub(1) - 1 < 0) detail::fatal("startm: negative nmspinning");
+      }
+      return;
+    }
+  }
+  M* nmp = mget();
+  if (nmp == nullptr) {
+    M* mp = allocm_locked(spinning ? &mspinning : nullptr, pp);
+    sched.lock.unlock();
+    newm(mp);
+    return;
+  }
+  sched.lock.unlock();
+  if (nmp->spinning) detail::fatal("startm: m is spinning");
+  if (nmp->nextp != nullptr) detail::fatal("startm: m has p");
+  if (spinning && !runqempty(pp->runq)) detail::fatal("startm: p has runnable gs");
+  // The caller incremented nmspinning, so set m.spinning in the new M.
+  nmp->spinning = spinning;
+  nmp->nextp = pp;
+  nmp->park.wakeup();
+}
+
+// wakep: try to add one more spinning M to run Gs, if a P is idle and no M
+// is spinning already (a spinning M that finds work wakes the next one).
+void wakep() {
+  if (sched.npidle.load(std::memory_order_seq_cst) == 0) return;
+  // Be conservative about spinning threads: at most one at a time here.
+  std::int32_t zero = 0;
+  if (sched.nmspinning.load(std::memory_order_seq_cst) != 0 ||
+      !sched.nmspinning.compare_exchange_strong(zero, 1, std::memory_order_seq_cst)) {
+    return;
+  }
+  startm(nullptr, true);
+}
+
+// stopm: put the M on the idle list and sleep until startm hands it a P
+// (or the runtime exits).
+void stopm() {
+  M* mp = getg()->m;
+  if (mp->locks != 0) detail::fatal("stopm holding locks");
+  if (mp->p != nullptr) detail::fatal("stopm holding p");
+  if (mp->spinning) detail::fatal("stopm spinning");
+  sched.lock.lock();
+  // Checked under the lock: shutdown sets exiting, then drains midle under
+  // the lock, so an M either sees exiting here or is woken by the drain.
+  if (sched.exiting.load(std::memory_order_relaxed)) {
+    sched.lock.unlock();
+    return;
+  }
+  mput(mp);
+  sched.lock.unlock();
+  mp->park.sleep();
+  mp->park.clear();
+  if (sched.exiting.load(std::memory_order_acquire)) return;
+  acquirep(mp->nextp);
+  mp->nextp = nullptr;
+}
+
+// resetspinning: the M found work while spinning. It stops spinning and,
+// since the work may be the first of several, wakes another spinning M.
+void resetspinning() {
+  M* mp = getg()->m;
+  if (!mp->spinning) detail::fatal("resetspinning: not a spinning m");
+  mp->spinning = false;
+  if (sched.nmspinning.fetch_sub(1, std::memory_order_seq_cst) - 1 < 0) {
+    detail::fatal("resetspinning: negative nmspinning");
+  }
+  wakep();
+}
+
+// ---------------------------------------------------------------------------
+// Free Gs
+
+void gfput(P* pp, G* gp) {
+  if (readgstatus(gp) != _Gdead) detail::fatal("gfput: bad status (not Gdead)");
+  pp->gFree.list.push(gp);
+  std::int32_t n = pp->gFree.n.load(std::memory_order_relaxed) + 1;
+  if (n >= 64) {
+    // Move a batch of 32 to the global list, where other Ps can get them.
+    GList batch;
+    std::int32_t inc = 0;
+    while (n >= 32) {
+      batch.push(pp->gFree.list.pop());
+      n--;
+      inc++;
+    }
+    pp->gFree.n.store(n, std::memory_order_relaxed);
+    GList release;  // Gs whose stacks go back to the kernel
+    {
+      MutexGuard l(sched.gFree.lock);
+      while (G* g = batch.pop()) {
+        if (sched.gFree.nstack < kGlobalStackKeep) {
+          sched.gFree.stack.push(g);
+          sched.gFree.nstack++;
+          sched.gFree.n++;
+        } else {
+          release.push(g);
+        }
+      }
+    }
+    if (!release.empty()) {
+      GList nostack;
+      std::int32_t nrel = 0;
+      while (G* g = release.pop()) {
+        stackfree(g->stack);
+        g->stack = Stack{};
+        nostack.push(g);
+        nrel++;
+      }
+      MutexGuard l(sched.gFree.lock);
+      while (G* g = nostack.pop()) sched.gFree.noStack.push(g);
+      sched.gFree.n += nrel;
+    }
+    return;
+  }
+  pp->gFree.n.store(n, std::memory_order_relaxed);
+}
+
+// Take one G from the global free list (the caller holds sched.gFree.lock).
+G* gfget_global_locked() {
+  G* gp = sched.gFree.stack.pop();
+  if (gp != nullptr) {
+    sched.gFree.nstack--;
+  } else {
+    gp = sched.gFree.noStack.pop();
+    if (gp == nullptr) return nullptr;
+  }
+  sched.gFree.n--;
+  return gp;
+}
+
+// gfget: a dead G from pp's free list, refilled in batches of 32 from the
+// global list; pp may be nullptr (a thread that is not an M).
+G* gfget(P* pp) {
+  G* gp = nullptr;
+  if (pp == nullptr) {
+    MutexGuard l(sched.gFree.lock);
+    gp = gfget_global_locked();
+  } else {
+    if (pp->gFree.list.empty() && sched.gFree.n > 0) {
+      MutexGuard l(sched.gFree.lock);
+      std::int32_t n = pp->gFree.n.load(std::memory_order_relaxed);
+      while (n < 32) {
+        G* g = gfget_global_locked();
+        if (g == nullptr) break;
+        pp->gFree.list.push(g);
+        n++;
+      }
+      pp->gFree.n.store(n, std::memory_order_relaxed);
+    }
+    gp = pp->gFree.list.pop();
+    if (gp != nullptr) pp->gFree.n.store(pp->gFree.n.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  }
+  if (gp == nullptr) return nullptr;
+  if (gp->stack.lo == 0) {
+    gp->stack = stackalloc();
+  } else {
+    san::unpoison(gp->stack.lo, gp->stack.hi - gp->stack.lo);
+  }
+  return gp;
+}
+
+// malg: a new G with a stack, registered in allgs, status _Gdead.
+G* malg() {
+  G* gp = new G;
+  gp->stack = stackalloc();
+  casgstatus(gp, _Gidle, _Gdead);
+  MutexGuard l(allglock);
+  allgs.push_back(gp);
+  allglen.fetch_add(1, std::memory_order_relaxed);
+  return gp;
+}
+
+std::uint64_t newgoid(P* pp) {
+  if (pp == nullptr) return sched.goidgen.fetch_add(1) + 1;
+  if (pp->goidcache == pp->goidcacheend) {
+    // Sched.goidgen is the last allocated id; this batch is
+    // [goidgen+1, goidgen+batch].
+    pp->goidcache = sched.goidgen.fetch_add(kGoidCacheBatch) + 1;
+    pp->goidcacheend = pp->goidcache + kGoidCacheBatch;
+  }
+  return pp->goidcache++;
+}
+
+void goentry();
+
+// Prepare gp's stack so that gogo enters goentry (Go's gostartcall).
+void gostart(G* gp, std::uintptr_t top) {
+  gp->sched.sp = gostartcall(top, &goentry);
+  if (san::kTsan) gp->sched.fiber = san::tsan_create_fiber();
+}
+
+// ---------------------------------------------------------------------------
+// schedule
+
+// stealWork: try to steal a runnable G from another P, in a random order
+// over four passes; runnext is stolen only on the last.
+G* stealWork(P* pp) {
+  constexpr int kStealTries = 4;
+  for (int i = 0; i < kStealTries; i++) {
+    bool stealRunNextG = i == kStealTries - 1;
+    for (RandomEnum e = stealOrder.start(fastrand()); !e.done(); e.next()) {
+      if (sched.exiting.load(std::memory_order_relaxed)) return nullptr;
+      P* p2 = allp[e.position()];
+      if (pp == p2) continue;
+      // (Timers of p2 are run here on the last pass: issue 5.)
+      // Don't bother to attempt to steal if p2 is idle.
+      if (!idlepMask.read(e.position())) {
+        std::uint32_t n = 0;
+        G* gp = goro::runtime::runqsteal(
+            pp->runq, p2->runq, stealRunNextG, [p2] { return p2->status.load(std::memory_order_relaxed) == _Prunning; },
+            &n);
+        if (gp != nullptr) {
+          pp->counters.steals.inc();
+          pp->counters.stolen.inc(n);
+          return gp;
+        }
+      }
+    }
+  }
+  return nullptr;
+}
+
+// checkRunqsNoP: after dropping its P and nmspinning, an M looks once more
+// at every non-idle P's ring; if one has work, it takes an idle P back.
+P* checkRunqsNoP() {
+  for (P* p2 : allp) {
+    if (!idlepMask.read(static_cast<std::uint32_t>(p2->id)) && !runqempty(p2->runq)) {
+      sched.lock.lock();
+      P* pp = pidleget();
+      sched.lock.unlock();
+      return pp;  // nullptr: no idle P, so every P is busy and will see the work
+    }
+  }
+  return nullptr;
+}
+
+// findRunnable: find a runnable goroutine, blocking (stopm) until one
+// appears. Returns nullptr when the runtime exits.
+G* findRunnable(bool& inheritTime) {
+  M* mp = getg()->m;
+top:
+  if (sched.exiting.load(std::memory_order_acquire)) return nullptr;
+  P* pp = mp->p;
+  // (Stop-the-world waits and per-P timers go here: issue 5.)
+  inheritTime = false;
+
+  // Check the global runnable queue once in a while to ensure fairness.
+  // Otherwise two goroutines can completely occupy the local runqueue by
+  // constantly respawning each other.
+  if (pp->schedtick % 61 == 0 && sched.runqsize.load(std::memory_order_relaxed) > 0) {
+    sched.lock.lock();
+    G* gp = globrunqget(pp, 1);
+    sched.lock.unlock();
+    if (gp != nullptr) return gp;
+  }
+
+  // local runq
+  if (G* gp = goro::runtime::runqget(pp->runq, inheritTime)) return gp;
+
+  // global runq
+  if (sched.runqsize.load(std::memory_order_relaxed) != 0) {
+    sched.lock.lock();
+    G* gp = globrunqget(pp, 0);
+    sched.lock.unlock();
+    if (gp != nullptr) return gp;
+  }
+
+  // (The netpoller is polled here: a later issue.)
+
+  // Spinning Ms: steal work from other Ps. Limit the number of spinning Ms
+  // to half the number of busy Ps: on a machine with few busy Ps, many
+  // spinning Ms burn CPU for nothing.
+  if (mp->spinning || 2 * sched.nmspinning.load() < gomaxprocs - sched.npidle.load()) {
+    if (!mp->spinning) {
+      mp->spinning = true;
+      sched.nmspinning.fetch_add(1);
+    }
+    if (G* gp = stealWork(pp)) return gp;
+  }
+
+  // Return P and block.
+  sched.lock.lock();
+  if (sched.runqsize.load(std::memory_order_relaxed) != 0) {
+    G* gp = globrunqget(pp, 0);
+    sched.lock.unlock();
+    return gp;
+  }
+  if (releasep() != pp) detail::fatal("findrunnable: wrong p");
+  pidleput(pp);
+  sched.lock.unlock();
+
+  // Delicate dance: the M goes from spinning to non-spinning, possibly
+  // while new work is submitted. It must drop nmspinning first and then
+  // check every source again (the RMW below is a full fence). The other way
+  // round, work submitted after the check but before the drop would find
+  // an M still spinning, wake nobody, and sit there.
+  if (mp->spinning) {
+    mp->spinning = false;
+    if (sched.nmspinning.fetch_sub(1, std::memory_order_seq_cst) - 1 < 0) {
+      detail::fatal("findrunnable: negative nmspinning");
+    }
+    // Every per-P ring...
+    if (P* p2 = checkRunqsNoP()) {
+      acquirep(p2);
+      mp->spinning = true;
+      sched.nmspinning.fetch_add(1);
+      goto top;
+    }
+    // ...and the global queue: unlike Go, threads that are not Ms put Gs
+    // there (go() and goready from a plain thread) and then leave, so no
+    // running M is left to find them.
+    if (sched.runqsize.load(std::memory_order_seq_cst) != 0) {
+      sched.lock.lock();
+      P* p2 = pidleget();
+      sched.lock.unlock();
+      if (p2 != nullptr) {
+        acquirep(p2);
+        mp->spinning = true;
+        sched.nmspinning.fetch_add(1);
+        goto top;
+      }
+    }
+    // (Timers: checkTimersNoP, issue 5.)
+  }
+  // (Block in netpoll until the next timer: later issues.)
+  stopm();
+  goto top;
+}
+
+// execute: run gp on the current M. With inheritTime, gp shares the time
+// slice of the G before it (it was in runnext); otherwise a new slice
+// starts (schedtick).
+Gobuf* execute(G* gp, bool inheritTime) {
+  M* mp = getg()->m;
+  mp->curg = gp;
+  gp->m = mp;
+  casgstatus(gp, _Grunnable, _Grunning);
+  gp->waitsince = 0;
+  gp->preempt.store(false, std::memory_order_relaxed);
+  P* pp = mp->p;
+  if (!inheritTime) pp->schedtick++;
+  pp->counters.switches.inc();
+  return gogo(gp);
+}
+
+// The M leaves: every M notices sched.exiting here and returns to the
+// context saved when it started (mstart / run).
+Gobuf* mexit() {
+  M* mp = getg()->m;
+  if (mp->spinning) {
+    mp->spinning = false;
+    sched.nmspinning.fetch_sub(1);
+  }
+  san::handle_no_return();
+  return &mp->exitbuf;
+}
+
+// schedule: one round of the scheduler: find a runnable goroutine and
+// switch to it. Runs on g0; returns the context to gogo to.
+Gobuf* schedule() {
+  M* mp = getg()->m;
+  if (mp->locks != 0) detail::fatal("schedule: holding locks");
+  if (mp->p != nullptr && mp->spinning && !runqempty(mp->p->runq)) {
+    detail::fatal("schedule: spinning with local work");
+  }
+  bool inheritTime = false;
+  G* gp = findRunnable(inheritTime);
+  if (gp == nullptr) return mexit();
+  // This M is about to run a goroutine; if it was spinning, another M may
+  // have to spin in its place.
+  if (mp->spinning) resetspinning();
+  return execute(gp, inheritTime);
+}
+
+void dropg() {
+  M* mp = getg()->m;
+  mp->curg->m = nullptr;
+  mp->curg = nullptr;
+}
+
+// ---------------------------------------------------------------------------
+// Parking, yielding, exiting
+
+Gobuf* park_m(G* gp) {
+  M* mp = getg()->m;
+  casgstatus(gp, _Grunning, _Gwaiting);
+  dropg();
+  if (auto fn = mp->waitunlockf) {
+    void* lock = mp->waitlock;
+    mp->waitunlockf = nullptr;
+    mp->waitlock = nullptr;
+    if (!fn(gp, lock)) {
+      casgstatus(gp, _Gwaiting, _Grunnable);
+      return execute(gp, true);  // schedule it back, never returns
+    }
+  }
+  mp->p->counters.parks.inc();
+  return schedule();
+}
+
+Gobuf* goschedImpl(G* gp) {
+  casgstatus(gp, _Grunning, _Grunnable);
+  dropg();
+  sched.lock.lock();
+  globrunqput(gp);
+  sched.lock.unlock();
+  wakep();
+  return schedule();
+}
+
+Gobuf* gosched_m(G* gp) { return goschedImpl(gp); }
+
+Gobuf* gopreempt_m(G* gp) {
+  getg()->m->p->counters.preemptions.inc();
+  return goschedImpl(gp);
+}
+
+// goexit0: on g0, gp has finished: it goes on the free list with its stack.
+Gobuf* goexit0(G* gp) {
+  M* mp = getg()->m;
+  casgstatus(gp, _Grunning, _Gdead);
+  gp->waitreason = WaitReason::zero;
+  gp->entry = nullptr;
+  gp->closure = nullptr;
+  gp->preempt.store(false, std::memory_order_relaxed);
+  dropg();
+  if (san::kTsan) {
+    // A fiber's shadow stack keeps the frames that led to the final mcall;
+    // a fresh fiber per goroutine keeps it from growing across reuses.
+    san::tsan_destroy_fiber(gp->sched.fiber);
+    gp->sched.fiber = nullptr;
+  }
+  gfput(mp->p, gp);
+  return schedule();
+}
+
+// main returned: every M leaves at its next trip through the scheduler. The
+// idle ones are woken here; stopm checks exiting under the lock, so none
+// can go to sleep after the drain.
+void main_returned() {
+  sched.exiting.store(true, std::memory_order_seq_cst);
+  MutexGuard l(sched.lock);
+  while (M* mp = mget()) mp->park.wakeup();
+}
+
+// The first frame of every goroutine, entered by gogo; returns into
+// goro_goexit. Exceptions never cross it: goexit's is swallowed, any
+// other is an unrecovered panic.
+void goentry() {
+  G* gp = getg();
+  san::finish_switch(nullptr);
+  if (gp == maingp) mainStarted.store(true, std::memory_order_relaxed);
+  bool goexited = false;
+  try {
+    gp->entry(gp->closure);
+  } catch (const GoexitUnwind&) {
+    goexited = true;
+  } catch (const std::exception& e) {
+    fatalpanic(e.what());
+  } catch (...) {
+    fatalpanic("unknown exception (not derived from std::exception)");
+  }
+  // Go's main: when main returns, the program exits; a main that called
+  // Goexit leaves the other goroutines running.
+  if (gp == maingp && !goexited) main_returned();
+}
+
+// ---------------------------------------------------------------------------
+// Bootstrap
+
+// The g0 stack of the calling thread: ASan needs its bounds.
+void thread_stack_bounds(G* g0) {
+  pthread_attr_t attr;
+  if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+    void* addr = nullptr;
+    std::size_t size = 0;
+    pthread_attr_getstack(&attr, &addr, &size);
+    pthread_attr_destroy(&attr);
+    g0->stack.lo = reinterpret_cast<std::uintptr_t>(addr);
+    g0->stack.hi = g0->stack.lo + size;
+  }
+}
+
+// minit: per-thread set-up on a new M (signal stack, sanitizer fiber).
+void minit(M* mp) {
+  G* g0 = mp->g0;
+  setg(g0);
+  thread_stack_bounds(g0);
+  g0->sched.fiber = san::tsan_current_fiber();
+  mp->exitbuf.fiber = g0->sched.fiber;
+  mp->altstack = signal_altstack_install();
+}
+
+// mstart1: on g0, below the context saved in exitbuf. Records where mcall
+// puts g0's frames from now on, then schedules forever.
+void mstart1(void* arg) {
+  M* mp = static_cast<M*>(arg);
+  G* g0 = mp->g0;
+  // Everything below exitbuf is free for g0's frames: schedule never
+  // returns here, and mexit leaves through exitbuf.
+  g0->sched.sp = (mp->exitbuf.sp - 256) & ~std::uintptr_t{15};
+  if (mp->mstartfn != nullptr) mp->mstartfn();
+  if (!mp->is_m0) {
+    acquirep(mp->nextp);
+    mp->nextp = nullptr;
+  }
+  goro_gogo(schedule());
+}
+
+void* mstart_thread(void* arg) {
+  M* mp = static_cast<M*>(arg);
+  minit(mp);
+  goro_gosave(&mp->exitbuf, &mstart1, mp);
+  // The runtime is exiting.
+  signal_altstack_remove(mp->altstack);
+  mp->altstack = nullptr;
+  setg(nullptr);
+  return nullptr;
+}
+
+int env_int(const char* name, long min, long max, const char* what) {
+  const char* s = std::getenv(name);
+  if (s == nullptr || *s == '\0') return 0;
+  char* end = nullptr;
+  long v = std::strtol(s, &end, 10);
+  if (*end != '\0' || v < min || v > max) {
+    throw std::invalid_argument(std::string("goro::run: $") + name + "=" + s + " is not " + what);
+  }
+  return static_cast<int>(v);
+}
+
+std::size_t env_size(const char* name) {
+  const char* s = std::getenv(name);
+  if (s == nullptr || *s == '\0') return 0;
+  char* end = nullptr;
+  unsigned long long v = std::strtoull(s, &end, 10);
+  std::size_t mult = 1;
+  if (*end == 'k' || *end == 'K')
+    mult = 1024, end++;
+  else if (*end == 'm' || *end == 'M')
+    mult = 1024 * 1024, end++;
+  if (*end != '\0' || end == s) {
+    throw std::invalid_argument(std::string("goro::run: $") + name + "=" + s +
+                                " is not a size in bytes (optionally with a K or M suffix)");
+  }
+  return static_cast<std::size_t>(v) * mult;
+}
+
+int resolve_procs(const Options& opts) {
+  if (opts.maxprocs > detail::kMaxProcs) {
+    throw std::invalid_argument("goro::run: Options::maxprocs = " + std::to_string(opts.maxprocs) +
+                                " exceeds the limit of " + std::to_string(detail::kMaxProcs));
+  }
+  if (opts.maxprocs < 0) {
+    throw std::invalid_argument("goro::run: Options::maxprocs = " + std::to_string(opts.maxprocs) +
+                                " is negative (0 chooses; the limit is " + std::to_string(detail::kMaxProcs) + ")");
+  }
+  if (opts.maxprocs > 0) return opts.maxprocs;
+  int env = env_int("GOMAXPROCS", 0, detail::kMaxProcs, "a number of Ps between 1 and 1024");
+  if (env > 0) return env;
+  return std::max(1, std::min(osinit_ncpu(), detail::kMaxProcs));
+}
+
+std::size_t resolve_stack(const Options& opts) {
+  std::size_t size = opts.stack_size;
+  const char* from = "Options::stack_size";
+  if (size == 0) {
+    size = env_size("GORO_STACK_SIZE");
+    from = "$GORO_STACK_SIZE";
+  }
+  if (size == 0) return kDefaultStackSize;
+  if (size < detail::kMinStackSize) {
+    throw std::invalid_argument(std::string("goro::run: ") + from + " = " + std::to_string(size) +
+                                " bytes is below the safe minimum of " + std::to_string(detail::kMinStackSize) +
+                                " bytes");
+  }
+  if (size > kMaxStackSize) {
+    throw std::invalid_argument(std::string("goro::run: ") + from + " = " + std::to_string(size) +
+                                " bytes exceeds the maximum of " + std::to_string(kMaxStackSize) + " bytes");
+  }
+  return size;
+}
+
+// schedinit + procresize for a fresh run: allp[0] goes to m0, the rest on
+// the idle list.
+void schedinit(int procs) {
+  sched.goidgen.store(0);
+  sched.midle = nullptr;
+  sched.nmidle = 0;
+  sched.mnext = 0;
+  sched.maxmcount = 10000;
+  if (int n = env_int("GORO_MAXTHREADS", 1, 1 << 20, "a thread limit of at least 1")) sched.maxmcount = n;
+  sched.pidle = nullptr;
+  sched.npidle.store(0);
+  sched.nmspinning.store(0);
+  sched.runq = GQueue{};
+  sched.runqsize.store(0);
+  sched.gFree.stack = GList{};
+  sched.gFree.noStack = GList{};
+  sched.gFree.n = 0;
+  sched.gFree.nstack = 0;
+  sched.exiting.store(false);
+  allglen.store(0);
+  mainStarted.store(false);
+  allm = nullptr;
+
+  gomaxprocs = procs;
+  allp.clear();
+  idlepMask.resize(procs);
+  for (int i = 0; i < procs; i++) {
+    P* pp = new P;
+    pp->id = i;
+    allp.push_back(pp);
+  }
+  stealOrder.reset(static_cast<std::uint32_t>(procs));
+  for (int i = procs - 1; i >= 1; i--) pidleput(allp[static_cast<std::size_t>(i)]);
+}
+
+// Frees everything of a finished run. Every other M has exited.
+void teardown() {
+  while (foreign_newprocs.load(std::memory_order_seq_cst) != 0) osyield();
+  for (M* mp = allm; mp != nullptr;) {
+    M* next = mp->alllink;
+    if (mp != m0) {
+      while (!mp->thread_created.load(std::memory_order_acquire)) osyield();
+      pthread_join(mp->thread, nullptr);
+    }
+    delete mp->g0;
+    delete mp;
+    mp = next;
+  }
+  allm = nullptr;
+  m0 = nullptr;
+  {
+    MutexGuard l(allglock);
+    for (G* gp : allgs) {
+      san::unpoison(gp->stack.lo, gp->stack.hi - gp->stack.lo);
+      if (san::kTsan) san::tsan_destroy_fiber(gp->sched.fiber);
+      delete gp;
+    }
+    allgs.clear();
+    allgs.shrink_to_fit();
+  }
+  for (P* pp : allp) delete pp;
+  allp.clear();
+  gomaxprocs = 0;
+  maingp = nullptr;
+  stackfreeall();
+}
+
+}  // namespace
+
+RandomOrder stealOrder;
+
+void RandomOrder::reset(std::uint32_t n) {
+  count = n;
+  coprimes.clear();
+  for (std::uint32_t i = 1; i <= n; i++) {
+    if (std::gcd(i, n) == 1) coprimes.push_back(i);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Entry points
+
+void gopark(bool (*unlockf)(G*, void*), void* lock, WaitReason reason) {
+  G* gp = getg();
+  M* mp = gp->m;
+  mp->waitlock = lock;
+  mp->waitunlockf = unlockf;
+  gp->waitreason = reason;
+  mcall(&park_m);
+}
+
+void goready(G* gp) {
+  casgstatus(gp, _Gwaiting, _Grunnable);
+  G* me = getg();
+  P* pp = me != nullptr ? me->m->p : nullptr;
+  if (pp != nullptr) {
+    pp->counters.wakeups.inc();
+    runqput(pp, gp, true);
+  } else {
+    sched.lock.lock();
+    globrunqput(gp);
+    sched.lock.unlock();
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+  }
+  wakep();
+}
+
+}  // namespace goro::runtime
+
+// goro_goexit (asm) calls this on the dying goroutine's stack.
+extern "C" [[noreturn]] __attribute__((visibility("hidden"))) void goro_goexit1() {
+  goro::runtime::mcall(&goro::runtime::goexit0, /*dying=*/true);
+  goro::detail::fatal("goexit1: a dead goroutine was resumed");
+}
+
+namespace goro {
+
+using namespace runtime;
+
+namespace detail {
+
+int runtime_run(EntryFn main_entry, void* main_closure, const Options& opts) {
+  osinit_ncpu();
+  int procs = resolve_procs(opts);
+  std::size_t stack = resolve_stack(opts);
+  bool expected = false;
+  if (getg() != nullptr || !runtime_active.compare_exchange_strong(expected, true)) {
+    throw std::logic_error("goro::run: a runtime is already running (run cannot be nested or run twice at once)");
+  }
+  stackinit(stack);
+  schedinit(procs);
+  signal_handlers_install();
+
+  // m0 is this thread; its g0 is this thread's stack.
+  m0 = new M;
+  m0->id = sched.mnext++;
+  m0->is_m0 = true;
+  m0->g0 = new G;
+  m0->g0->m = m0;
+  m0->fastrand = static_cast<std::uint64_t>(nanotime()) | 1;
+  m0->alllink = allm;
+  allm = m0;
+  m0->thread = pthread_self();
+  minit(m0);
+  acquirep(allp[0]);
+
+  // newproc(main)
+  maingp = malg();
+  maingp->entry = main_entry;
+  maingp->closure = main_closure;
+  gostart(maingp, maingp->stack.hi);
+  maingp->goid = newgoid(allp[0]);
+  casgstatus(maingp, _Gdead, _Grunnable);
+  allp[0]->counters.created.inc();
+  runqput(allp[0], maingp, true);
+
+  goro_gosave(&m0->exitbuf, &mstart1, m0);
+
+  // main returned and m0 left the scheduler.
+  signal_altstack_remove(m0->altstack);
+  teardown();
+  signal_handlers_remove();
+  setg(nullptr);
+  runtime_active.store(false);
+  return 0;
+}
+
+NewProc newproc_begin(std::size_t size, std::size_t align, EntryFn entry) {
+  G* me = getg();
+  bool foreign = me == nullptr;
+  if (foreign) {
+    foreign_newprocs.fetch_add(1, std::memory_order_seq_cst);
+    if (!runtime_active.load(std::memory_order_seq_cst) || sched.exiting.load(std::memory_order_seq_cst)) {
+      foreign_newprocs.fetch_sub(1);
+      throw std::logic_error("goro::go: no goro runtime is running (start one with goro::run)");
+    }
+  }
+  if (align < 16) align = 16;
+  if (size + align > stack_size() / 4) {
+    if (foreign) foreign_newprocs.fetch_sub(1);
+    throw std::length_error("goro::go: the function and its arguments (" + std::to_string(size) +
+                            " bytes) do not fit a quarter of the goroutine stack");
+  }
+  P* pp = foreign ? nullptr : me->m->p;
+  G* newg = gfget(pp);
+  if (newg == nullptr) newg = malg();
+  std::uintptr_t closure = (newg->stack.hi - size) & ~(align - 1);
+  newg->entry = entry;
+  newg->closure = reinterpret_cast<void*>(closure);
+  return NewProc{newg->closure, newg};
+}
+
+void newproc_commit(NewProc np) {
+  G* newg = static_cast<G*>(np.g);
+  gostart(newg, reinterpret_cast<std::uintptr_t>(np.closure));
+  // Re-read: constructing the closure may have switched threads.
+  G* me = getg();
+  P* pp = me != nullptr ? me->m->p : nullptr;
+  newg->goid = newgoid(pp);
+  newg->waitreason = WaitReason::zero;
+  casgstatus(newg, _Gdead, _Grunnable);
+  if (pp != nullptr) {
+    pp->counters.created.inc();
+    runqput(pp, newg, true);
+    if (mainStarted.load(std::memory_order_relaxed)) wakep();
+  } else {
+    sched.lock.lock();
+    globrunqput(newg);
+    sched.lock.unlock();
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    wakep();
+    foreign_newprocs.fetch_sub(1, std::memory_order_seq_cst);
+  }
+}
+
+void newproc_abort(NewProc np) noexcept {
+  G* newg = static_cast<G*>(np.g);
+  newg->entry = nullptr;
+  newg->closure = nullptr;
+  G* me = getg();
+  P* pp = me != nullptr ? me->m->p : nullptr;
+  if (pp != nullptr) {
+    gfput(pp, newg);
+  } else {
+    MutexGuard l(sched.gFree.lock);
+    sched.gFree.stack.push(newg);
+    sched.gFree.nstack++;
+    sched.gFree.n++;
+    foreign_newprocs.fetch_sub(1, std::memory_order_seq_cst);
+  }
+}
+
+}  // namespace detail
+
+void yield() {
+  if (getg() == nullptr) {
+    sched_yield();
+    return;
+  }
+  mcall(&gosched_m);
+}
+
+void checkpoint() {
+  G* gp = getg();
+  if (gp != nullptr && gp->preempt.load(std::memory_order_relaxed)) mcall(&gopreempt_m);
+}
+
+[[noreturn]] void goexit() {
+  if (getg() == nullptr) throw std::logic_error("goro::goexit: not called from a goroutine");
+  throw GoexitUnwind{};
+}
+
+int maxprocs(int n) {
+  if (n > detail::kMaxProcs) {
+    throw std::invalid_argument("goro::maxprocs: n = " + std::to_string(n) + " exceeds the limit of " +
+                                std::to_string(detail::kMaxProcs));
+  }
+  int cur = runtime_active.load() && getg() != nullptr ? gomaxprocs : 0;
+  if (cur == 0) {
+    // Outside a runtime: what run() would choose.
+    cur = resolve_procs(Options{});
+    if (n > 0) {
+      throw std::logic_error("goro::maxprocs: no goro runtime is running on this thread; set Options::maxprocs");
+    }
+    return cur;
+  }
+  if (n > 0 && n != cur) {
+    throw std::logic_error(
+        "goro::maxprocs: changing the number of Ps while the runtime runs needs stop-the-world, "
+        "which is not implemented yet");
+  }
+  return cur;
+}
+
+int num_goroutine() {
+  if (!runtime_active.load()) return 0;
+  return gcount();
+}
+
+std::uint64_t goid() {
+  G* gp = getg();
+  if (gp == nullptr || gp == gp->m->g0) return 0;
+  return gp->goid;
+}
+
+}  // namespace goro

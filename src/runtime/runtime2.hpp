@@ -1,0 +1,189 @@
+// runtime2.hpp — the scheduler's data: G, M, P, Sched and their states.
+// Invariants: a G's status changes only through casgstatus (proc.cpp); an M
+// runs goroutine code only while it holds a P; sched.lock guards the idle
+// lists, the global run queue and the M/P bookkeeping. Mirrors runtime2.go.
+#pragma once
+
+#include <pthread.h>
+
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "arch/context.hpp"
+#include "goro/runtime.hpp"
+#include "lock_futex.hpp"
+#include "runq.hpp"
+
+namespace goro::runtime {
+
+struct M;
+struct P;
+
+// G status (runtime2.go). The legal transitions, checked by casgstatus:
+//
+//   _Gidle ──newproc──▶ _Grunnable ──execute──▶ _Grunning ──goexit0──▶ _Gdead
+//                          ▲   ▲                  │   │                  │
+//                          │   └──gosched/yield───┘   │                  │
+//                          └──ready── _Gwaiting ◀─park┘                  │
+//                          └──exitsyscall── _Gsyscall ◀─entersyscall     │
+//   _Gdead ──newproc (reuse)──▶ _Grunnable ◀─────────────────────────────┘
+//   _Gwaiting ──park_m when unlockf fails──▶ _Grunnable (then runs at once)
+enum GStatus : std::uint32_t {
+  _Gidle = 0,
+  _Grunnable = 1,
+  _Grunning = 2,
+  _Gsyscall = 3,
+  _Gwaiting = 4,
+  _Gdead = 6,  // Go's value; 5 (_Gmoribund_unused) is not used
+};
+
+// P status (runtime2.go).
+enum PStatus : std::uint32_t {
+  _Pidle = 0,
+  _Prunning = 1,
+  _Psyscall = 2,
+  _Pgcstop = 3,
+  _Pdead = 4,
+};
+
+// Why a goroutine is waiting: Go's waitReason strings (runtime2.go).
+enum class WaitReason : std::uint8_t {
+  zero,
+  chan_receive_nil,
+  chan_send_nil,
+  select,
+  select_no_cases,
+  chan_receive,
+  chan_send,
+  semacquire,
+  sleep,
+  sync_cond_wait,
+  sync_mutex_lock,
+  sync_rwmutex_rlock,
+  sync_rwmutex_lock,
+  io_wait,
+  preempted,
+  test,  // parked by a test or benchmark through export_test.hpp
+};
+const char* wait_reason_string(WaitReason r);
+
+// A goroutine's stack: usable [lo, hi), with a guard region of
+// kStackGuardSize bytes below lo that faults on touch.
+struct Stack {
+  std::uintptr_t lo = 0;
+  std::uintptr_t hi = 0;
+};
+
+struct G {
+  Gobuf sched;  // saved context while not running
+  Stack stack;
+  std::atomic<std::uint32_t> atomicstatus{_Gidle};
+  WaitReason waitreason = WaitReason::zero;
+  std::atomic<bool> preempt{false};  // a preemption request (sysmon, later)
+  M* m = nullptr;                    // the M running it; nullptr when not running
+  G* schedlink = nullptr;            // run queue and free list link
+  std::uint64_t goid = 0;
+  std::int64_t waitsince = 0;  // nanotime when it started waiting
+  detail::EntryFn entry = nullptr;
+  void* closure = nullptr;  // the go() closure at the top of the stack
+  void* asan_fake_stack = nullptr;
+};
+
+using GQueue = GQueueT<G>;
+using GList = GListT<G>;
+
+struct M {
+  G* g0 = nullptr;    // scheduling stack: the thread's own
+  G* curg = nullptr;  // the goroutine running on this M
+  P* p = nullptr;     // attached P, nullptr when not running Go code
+  P* nextp = nullptr;
+  std::int64_t id = 0;
+  bool spinning = false;  // looking for work
+  bool is_m0 = false;
+  int locks = 0;           // runtime locks held: no preemption while > 0
+  Note park;               // stopm sleeps here
+  M* schedlink = nullptr;  // idle list link
+  M* alllink = nullptr;    // allm
+  void (*mstartfn)() = nullptr;
+  McallFn mcallfn = nullptr;
+  // gopark's unlock callback and its argument, run by park_m on g0.
+  bool (*waitunlockf)(G*, void*) = nullptr;
+  void* waitlock = nullptr;
+  std::uint64_t fastrand = 0;
+  Gobuf exitbuf;  // gosave()d in mstart: where the M returns to exit
+  pthread_t thread{};
+  std::atomic<bool> thread_created{false};  // thread is set: teardown may join
+  void* altstack = nullptr;                 // sigaltstack for the stack-overflow handler
+};
+
+// Per-P counters, written only by the P's owner (relaxed stores), read by
+// debug::stats from anywhere.
+struct PCounters {
+  template <class T>
+  struct Counter {
+    std::atomic<T> v{0};
+    void inc(T n = 1) { v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+    T get() const { return v.load(std::memory_order_relaxed); }
+  };
+  Counter<std::uint64_t> created, switches, steals, stolen, parks, wakeups, preemptions;
+};
+
+inline constexpr std::uint32_t kLocalRunQueueSize = 256;
+
+struct P {
+  std::int32_t id = 0;
+  std::atomic<std::uint32_t> status{_Pidle};
+  P* link = nullptr;            // idle list
+  std::uint32_t schedtick = 0;  // incremented on every scheduler call
+  M* m = nullptr;               // back-link to the M (nullptr if idle)
+  std::uint64_t goidcache = 0, goidcacheend = 0;
+  RunQueue<G, kLocalRunQueueSize> runq;  // ring + runnext
+  struct {
+    GList list;
+    std::atomic<std::int32_t> n{0};  // owner writes; gcount reads racily
+  } gFree;
+  PCounters counters;
+};
+
+// A bitmask with one bit per P, read without locks (Go's pMask).
+struct PMask {
+  std::vector<std::atomic<std::uint32_t>> words;
+  void resize(int n) { words = std::vector<std::atomic<std::uint32_t>>((n + 31) / 32); }
+  bool read(std::uint32_t id) const { return (words[id / 32].load(std::memory_order_seq_cst) >> (id % 32)) & 1; }
+  void set(std::int32_t id) { words[id / 32].fetch_or(1u << (id % 32)); }
+  void clear(std::int32_t id) { words[id / 32].fetch_and(~(1u << (id % 32))); }
+};
+
+struct Sched {
+  std::atomic<std::uint64_t> goidgen{0};
+
+  Mutex lock;
+  // Below here guarded by lock, except the atomics, which are read unlocked.
+  M* midle = nullptr;  // idle Ms waiting for work
+  std::int32_t nmidle = 0;
+  std::int64_t mnext = 0;  // number of Ms created; next M id
+  std::int32_t maxmcount = 10000;
+  std::int32_t nmexited = 0;  // Ms that left at shutdown
+
+  P* pidle = nullptr;
+  std::atomic<std::int32_t> npidle{0};
+  std::atomic<std::int32_t> nmspinning{0};
+
+  GQueue runq;  // global run queue
+  std::atomic<std::int32_t> runqsize{0};
+
+  struct {
+    Mutex lock;
+    GList stack;    // Gs with a committed stack
+    GList noStack;  // Gs whose stack memory was given back
+    std::int32_t n = 0;
+    std::int32_t nstack = 0;
+  } gFree;
+
+  std::atomic<std::int32_t> ngoroutines{0};  // alive: created and not yet dead
+  std::atomic<bool> exiting{false};          // main returned: every M leaves
+  Note m0exit;                               // m0 sleeps here until the others left
+};
+
+}  // namespace goro::runtime

@@ -1,0 +1,113 @@
+// signal_unix.cpp — the stack-overflow handler and per-M signal stacks.
+// Invariants: the handler runs on the M's sigaltstack and uses only
+// async-signal-safe calls; a fault it does not own goes to the previous
+// handler (or the default action). Mirrors signal_unix.go (sigtrampgo,
+// sighandler's stack-overflow check) and os_linux.go (minitSignalStack).
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdint>
+
+#include "os.hpp"
+#include "panic.hpp"
+#include "proc.hpp"
+#include "stack.hpp"
+
+namespace goro::runtime {
+namespace {
+
+constexpr std::size_t kAltStackSize = 64 * 1024;
+
+struct sigaction old_segv, old_bus;
+bool installed = false;
+
+void chain(int sig, siginfo_t* info, void* uctx) {
+  const struct sigaction& old = sig == SIGSEGV ? old_segv : old_bus;
+  if ((old.sa_flags & SA_SIGINFO) != 0 && old.sa_sigaction != nullptr) {
+    old.sa_sigaction(sig, info, uctx);
+    return;
+  }
+  if (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN && old.sa_handler != nullptr) {
+    old.sa_handler(sig);
+    return;
+  }
+  // Default action: restore it and return; the faulting instruction runs
+  // again and the kernel kills the process with the signal.
+  signal(sig, SIG_DFL);
+}
+
+void hex(std::uintptr_t v) {
+  char buf[19];
+  buf[0] = '0';
+  buf[1] = 'x';
+  int n = 0;
+  char tmp[16];
+  do {
+    tmp[n++] = "0123456789abcdef"[v & 15];
+    v >>= 4;
+  } while (v != 0);
+  for (int i = 0; i < n; i++) buf[2 + i] = tmp[n - 1 - i];
+  buf[2 + n] = '\0';
+  printerr(buf);
+}
+
+void sigsegv_handler(int sig, siginfo_t* info, void* uctx) {
+  auto addr = reinterpret_cast<std::uintptr_t>(info->si_addr);
+  G* gp = getg();
+  if (gp != nullptr && in_stack_guard(gp->stack, addr)) {
+    printerr("runtime: goroutine ");
+    printerr_u64(gp->goid);
+    printerr(" stack exceeds ");
+    printerr_u64(gp->stack.hi - gp->stack.lo);
+    printerr("-byte limit\nruntime: fault addr=");
+    hex(addr);
+    printerr(" stack=[");
+    hex(gp->stack.lo);
+    printerr(", ");
+    hex(gp->stack.hi);
+    printerr("]\n");
+    detail::fatal("stack overflow");
+  }
+  chain(sig, info, uctx);
+}
+
+}  // namespace
+
+void* signal_altstack_install() {
+  void* mem = mmap(nullptr, kAltStackSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) detail::fatal("minit: cannot allocate the signal stack");
+  stack_t ss{};
+  ss.ss_sp = mem;
+  ss.ss_size = kAltStackSize;
+  ss.ss_flags = 0;
+  if (sigaltstack(&ss, nullptr) != 0) detail::fatal("minit: sigaltstack failed");
+  return mem;
+}
+
+void signal_altstack_remove(void* stack) {
+  if (stack == nullptr) return;
+  stack_t ss{};
+  ss.ss_flags = SS_DISABLE;
+  sigaltstack(&ss, nullptr);
+  munmap(stack, kAltStackSize);
+}
+
+void signal_handlers_install() {
+  struct sigaction sa {};
+  sa.sa_sigaction = &sigsegv_handler;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+  sigaction(SIGSEGV, &sa, &old_segv);
+  sigaction(SIGBUS, &sa, &old_bus);
+  installed = true;
+}
+
+void signal_handlers_remove() {
+  if (!installed) return;
+  sigaction(SIGSEGV, &old_segv, nullptr);
+  sigaction(SIGBUS, &old_bus, nullptr);
+  installed = false;
+}
+
+}  // namespace goro::runtime

@@ -1,0 +1,38 @@
+// stack.hpp — goroutine stacks: reserved in large chunks, guarded, pooled.
+// Invariants: a stack is [lo, hi) with kStackGuardSize faulting bytes below
+// lo; a stack in the pool has no committed pages. Mirrors stack.go (with
+// fixed-size stacks: C++ frames hold pointers into the stack, so Go's
+// copying growth is impossible; the kernel commits pages on first touch).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "runtime2.hpp"
+
+namespace goro::runtime {
+
+inline constexpr std::size_t kDefaultStackSize = 256 * 1024;
+// Large enough that a big frame cannot jump over it into the next stack.
+inline constexpr std::size_t kStackGuardSize = 64 * 1024;
+inline constexpr std::size_t kMaxStackSize = std::size_t{1} << 30;
+
+// Per run: the usable size of every stack (page-rounded).
+void stackinit(std::size_t size);
+std::size_t stack_size();
+// A stack of stack_size() bytes from the pool or a chunk.
+Stack stackalloc();
+// Gives the stack's memory back to the kernel and pools its address range.
+void stackfree(Stack s);
+// Unmaps every chunk (run() is over; no stack is in use).
+void stackfreeall();
+// Stacks handed out and not freed (the leak check in tests).
+std::size_t stacks_in_use();
+// Whether guards are kernel guard markers (no extra mappings) or mprotect.
+bool stack_guard_markers();
+
+inline bool in_stack_guard(const Stack& s, std::uintptr_t addr) {
+  return s.lo != 0 && addr < s.lo && addr >= s.lo - kStackGuardSize;
+}
+
+}  // namespace goro::runtime
