@@ -568,8 +568,12 @@ top:
 
   // Check the global runnable queue once in a while to ensure fairness.
   // Otherwise two goroutines can completely occupy the local runqueue by
-  // constantly respawning each other.
-  if (pp->schedtick % 61 == 0 && sched.runqsize.load(std::memory_order_relaxed) > 0) {
+  // constantly respawning each other. Go counts schedtick here, which a G
+  // taken from runnext does not advance (it inherits the time slice), so a
+  // chain of goroutines respawning through runnext keeps Go's global queue
+  // waiting until the tick happens to be a multiple of 61 (over a second,
+  // measured with Go 1.19). goro counts every round instead.
+  if (++pp->fairtick % 61 == 0 && sched.runqsize.load(std::memory_order_relaxed) > 0) {
     sched.lock.lock();
     G* gp = globrunqget(pp, 1);
     sched.lock.unlock();

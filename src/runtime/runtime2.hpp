@@ -135,7 +135,8 @@ struct P {
   std::int32_t id = 0;
   std::atomic<std::uint32_t> status{_Pidle};
   P* link = nullptr;            // idle list
-  std::uint32_t schedtick = 0;  // incremented on every scheduler call
+  std::uint32_t schedtick = 0;  // incremented when a new time slice starts (execute)
+  std::uint32_t fairtick = 0;   // incremented on every findRunnable round
   M* m = nullptr;               // back-link to the M (nullptr if idle)
   std::uint64_t goidcache = 0, goidcacheend = 0;
   RunQueue<G, kLocalRunQueueSize> runq;  // ring + runnext

@@ -1,0 +1,2 @@
+// Intentionally empty: its presence allows bodyless (go:linkname) function
+// declarations in this package.

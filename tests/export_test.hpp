@@ -1,0 +1,114 @@
+// export_test.hpp — the runtime internals that tests and benchmarks reach
+// (Go's export_test.go idea): a park/ready Parker, a join Countdown, and
+// views of the stack pool, the mappings and the current M and P.
+// Invariant: nothing here is public API; it is built on gopark/goready.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "goro/goro.hpp"
+#include "proc.hpp"
+#include "san.hpp"
+#include "stack.hpp"
+
+namespace goro::testing {
+
+using runtime::G;
+
+inline constexpr bool kSanitized = runtime::san::kAsan || runtime::san::kTsan;
+
+// Scales a workload down under sanitizers (ASan ~10x, TSan ~20x slower, and
+// TSan keeps a fiber per live goroutine).
+inline std::int64_t scaled(std::int64_t n, std::int64_t sanitizer_divisor = 50) {
+  if (!kSanitized) return n;
+  std::int64_t s = n / sanitizer_divisor;
+  return s < 1 ? 1 : s;
+}
+
+// One goroutine parks, any goroutine or thread wakes it; reusable. A wakeup
+// that comes first is remembered (one), as a binary semaphore.
+class Parker {
+ public:
+  void park() {
+    std::uintptr_t s = kNotified;
+    if (state_.compare_exchange_strong(s, kIdle)) return;
+    runtime::gopark(&Parker::commit, this, runtime::WaitReason::test);
+  }
+  void unpark() {
+    std::uintptr_t s = state_.load();
+    for (;;) {
+      if (s == kNotified) return;
+      if (s == kIdle) {
+        if (state_.compare_exchange_weak(s, kNotified)) return;
+        continue;
+      }
+      if (state_.compare_exchange_weak(s, kIdle)) {
+        runtime::goready(reinterpret_cast<G*>(s));
+        return;
+      }
+    }
+  }
+
+ private:
+  static constexpr std::uintptr_t kIdle = 0, kNotified = 1;
+  // On g0, with the goroutine already _Gwaiting: publish it, unless a
+  // wakeup arrived meanwhile (then it does not park at all).
+  static bool commit(G* gp, void* p) {
+    auto* self = static_cast<Parker*>(p);
+    std::uintptr_t s = kIdle;
+    if (self->state_.compare_exchange_strong(s, reinterpret_cast<std::uintptr_t>(gp))) return true;
+    self->state_.store(kIdle);
+    return false;
+  }
+  std::atomic<std::uintptr_t> state_{kIdle};
+};
+
+// A goroutine waits for n done() calls (skynet's join, a WaitGroup-lite).
+class Countdown {
+ public:
+  explicit Countdown(std::int64_t n) : n_(n + 1) {}
+  void done() {
+    if (n_.fetch_sub(1, std::memory_order_acq_rel) == 1) runtime::goready(waiter_);
+  }
+  void wait() {
+    waiter_ = runtime::getg();
+    runtime::gopark(&Countdown::commit, this, runtime::WaitReason::test);
+  }
+
+ private:
+  // The waiter holds one count: whoever drops the last one resumes it.
+  static bool commit(G*, void* p) {
+    return static_cast<Countdown*>(p)->n_.fetch_sub(1, std::memory_order_acq_rel) != 1;
+  }
+  std::atomic<std::int64_t> n_;
+  G* waiter_ = nullptr;
+};
+
+inline std::size_t stacks_in_use() { return runtime::stacks_in_use(); }
+inline bool stack_guard_markers() { return runtime::stack_guard_markers(); }
+
+// Lines of /proc/self/maps: the process's memory mappings.
+inline int mapping_count() {
+  std::ifstream f("/proc/self/maps");
+  std::string line;
+  int n = 0;
+  while (std::getline(f, line)) n++;
+  return n;
+}
+
+// The M running the calling goroutine (-1 outside goroutines).
+inline std::int64_t current_m() {
+  G* gp = runtime::getg();
+  return gp == nullptr ? -1 : gp->m->id;
+}
+// The P the calling goroutine runs on (-1 outside goroutines).
+inline std::int32_t current_p() {
+  G* gp = runtime::getg();
+  return gp == nullptr || gp->m->p == nullptr ? -1 : gp->m->p->id;
+}
+
+}  // namespace goro::testing

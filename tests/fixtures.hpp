@@ -1,0 +1,34 @@
+// fixtures.hpp — helpers shared by the runtime tests: run a test body as
+// goroutine 1 and fail if it leaves goroutines or stacks behind.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+
+#include "export_test.hpp"
+#include "goro/goro.hpp"
+
+namespace goro::testing {
+
+// Runs body as the main goroutine. When body returns, every goroutine it
+// started must have finished (num_goroutine back to 1, waiting a little
+// for exiting ones), and after run() no stack is left in use.
+template <class F>
+void run_checked(F&& body, Options opts = {}) {
+  int leaked = -1;
+  int rc = goro::run(
+      [&] {
+        body();
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (goro::num_goroutine() > 1 && std::chrono::steady_clock::now() < deadline) goro::yield();
+        leaked = goro::num_goroutine() - 1;
+        return 7;
+      },
+      opts);
+  EXPECT_EQ(rc, 7);
+  EXPECT_EQ(leaked, 0) << "goroutines still alive when the test body returned";
+  EXPECT_EQ(stacks_in_use(), 0u) << "stacks not given back after run()";
+}
+
+}  // namespace goro::testing

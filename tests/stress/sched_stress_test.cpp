@@ -1,0 +1,136 @@
+// sched_stress_test.cpp — the scheduler hammered from every side at once:
+// spawning trees, park/ready rings, yields, goexit, and plain threads
+// spawning and waking goroutines, on both cores (run under TSan in CI).
+// Everything must complete (no lost wakeups) and every count must add up.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "export_test.hpp"
+#include "fixtures.hpp"
+#include "goro/goro.hpp"
+
+namespace {
+
+using goro::testing::Countdown;
+using goro::testing::Parker;
+using goro::testing::run_checked;
+using goro::testing::scaled;
+
+// A ring of goroutines passing one token: each parks until its predecessor
+// wakes it. Rings on several Ps at once, with yields and goexits mixed in.
+void token_rings(int rings, int ring_size, std::int64_t laps, std::atomic<std::int64_t>& passes) {
+  Countdown all(static_cast<std::int64_t>(rings) * ring_size);
+  std::vector<std::unique_ptr<std::vector<Parker>>> parkers;
+  for (int r = 0; r < rings; r++) {
+    parkers.push_back(std::make_unique<std::vector<Parker>>(static_cast<std::size_t>(ring_size)));
+    auto* ring = parkers.back().get();
+    for (int i = 0; i < ring_size; i++) {
+      goro::go([&, ring, i] {
+        struct Done {
+          Countdown* c;
+          ~Done() { c->done(); }
+        } done{&all};
+        auto& me = (*ring)[static_cast<std::size_t>(i)];
+        auto& next = (*ring)[static_cast<std::size_t>((i + 1) % ring_size)];
+        for (std::int64_t lap = 0; lap < laps; lap++) {
+          if (!(i == 0 && lap == 0)) me.park();
+          passes++;
+          if (lap % 7 == 3) goro::yield();
+          next.unpark();
+        }
+        if (i == 0) me.park();  // the token's last lap ends here
+        if (i % 3 == 0) goro::goexit();
+      });
+    }
+  }
+  all.wait();
+}
+
+class SchedStress : public ::testing::TestWithParam<int> {};
+
+TEST_P(SchedStress, EverythingAtOnce) {
+  const std::int64_t laps = scaled(2000, 10);
+  const std::int64_t trees = scaled(200, 10);
+  constexpr int kRings = 6, kRingSize = 10;
+  std::atomic<std::int64_t> passes{0}, leaves{0}, foreign{0};
+  run_checked(
+      [&] {
+        Countdown phases(3);
+        // 1. token rings
+        goro::go([&] {
+          token_rings(kRings, kRingSize, laps, passes);
+          phases.done();
+        });
+        // 2. spawn trees: each node spawns 4 children down to depth 4
+        goro::go([&] {
+          struct Tree {
+            static void grow(int depth, std::atomic<std::int64_t>* leaves, Countdown* parent) {
+              if (depth == 0) {
+                leaves->fetch_add(1);
+              } else {
+                Countdown cd(4);
+                for (int i = 0; i < 4; i++) goro::go(&Tree::grow, depth - 1, leaves, &cd);
+                cd.wait();
+              }
+              parent->done();
+            }
+          };
+          for (std::int64_t t = 0; t < trees; t++) {
+            Countdown cd(1);
+            goro::go(&Tree::grow, 4, &leaves, &cd);
+            cd.wait();
+          }
+          phases.done();
+        });
+        // 3. plain threads spawning goroutines and waking a parked one
+        goro::go([&] {
+          constexpr int kThreads = 2;
+          const std::int64_t per = scaled(20000, 20);
+          Countdown cd(kThreads * per);
+          std::vector<std::thread> ts;
+          for (int t = 0; t < kThreads; t++) {
+            ts.emplace_back([&] {
+              for (std::int64_t i = 0; i < per; i++) {
+                goro::go([&] {
+                  foreign++;
+                  cd.done();
+                });
+              }
+            });
+          }
+          cd.wait();
+          for (auto& t : ts) t.join();
+          phases.done();
+        });
+        phases.wait();
+      },
+      {.maxprocs = GetParam()});
+  EXPECT_EQ(passes.load(), kRings * kRingSize * laps);
+  EXPECT_EQ(leaves.load(), trees * 256);
+  EXPECT_EQ(foreign.load(), 2 * scaled(20000, 20));
+}
+
+INSTANTIATE_TEST_SUITE_P(MaxProcs, SchedStress, ::testing::Values(2, 8));
+
+// Runtimes started and stopped over and over, with goroutines abandoned
+// mid-flight each time: shutdown must never hang or leak threads.
+TEST(SchedStress, RepeatedRunsWithAbandonedGoroutines) {
+  for (int i = 0; i < scaled(200, 10); i++) {
+    goro::run(
+        [] {
+          for (int k = 0; k < 20; k++)
+            goro::go([] {
+              for (int j = 0; j < 100; j++) goro::yield();
+            });
+          goro::yield();
+        },
+        {.maxprocs = 2});
+  }
+  EXPECT_EQ(goro::testing::stacks_in_use(), 0u);
+}
+
+}  // namespace
