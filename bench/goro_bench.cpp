@@ -1,0 +1,158 @@
+// goro_bench.cpp — the scheduler's benchmarks, twins of bench/go: yield
+// ping-pong, spawn+exit, park/ready handoff, skynet. Each reports the user
+// counter per_op_ns that bench/compare sets against Go's. Timing is taken
+// inside the runtime (run()'s start-up and shutdown are not counted).
+// GORO_BENCH_SCALE scales the workloads (bench/compare --scale).
+#include <benchmark/benchmark.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <functional>
+#include <string>
+
+#include "export_test.hpp"
+#include "goro/goro.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using goro::testing::Countdown;
+using goro::testing::Parker;
+
+std::int64_t scaled(std::int64_t n) {
+  static const double scale = [] {
+    const char* s = std::getenv("GORO_BENCH_SCALE");
+    return s != nullptr ? std::atof(s) : 1.0;
+  }();
+  auto v = static_cast<std::int64_t>(static_cast<double>(n) * scale);
+  return v < 1 ? 1 : v;
+}
+
+double since_ns(Clock::time_point t0) { return std::chrono::duration<double, std::nano>(Clock::now() - t0).count(); }
+
+// Runs `body` (which returns {elapsed ns, ops}) once untimed as a warm-up
+// and then once per benchmark iteration, each inside its own goro::run.
+void measure(benchmark::State& state, int procs, const std::function<std::pair<double, double>()>& body) {
+  double total_ns = 0, total_ops = 0;
+  goro::run([&] { body(); }, {.maxprocs = procs});
+  for (auto _ : state) {
+    std::pair<double, double> r{0, 0};
+    goro::run([&] { r = body(); }, {.maxprocs = procs});
+    state.SetIterationTime(r.first / 1e9);
+    total_ns += r.first;
+    total_ops += r.second;
+  }
+  state.counters["per_op_ns"] = total_ns / total_ops;
+}
+
+// yield/procs:1 — two goroutines calling yield() (Gosched) in turn; per
+// yield, i.e. per switch.
+void BM_Yield(benchmark::State& state) {
+  const std::int64_t n = scaled(2000000);
+  measure(state, 1, [n] {
+    Countdown cd(2);
+    auto t0 = Clock::now();
+    for (int k = 0; k < 2; k++) goro::go([&] {
+        for (std::int64_t i = 0; i < n; i++) goro::yield();
+        cd.done();
+      });
+    cd.wait();
+    return std::pair{since_ns(t0), 2.0 * static_cast<double>(n)};
+  });
+}
+
+// spawn_exit/procs:2 — a million goroutines that only count themselves
+// done; per goroutine.
+void BM_SpawnExit(benchmark::State& state) {
+  const std::int64_t n = scaled(1000000);
+  measure(state, 2, [n] {
+    std::atomic<std::int64_t> left{n};
+    Parker done;
+    auto t0 = Clock::now();
+    for (std::int64_t i = 0; i < n; i++) goro::go([&] {
+        if (left.fetch_sub(1, std::memory_order_acq_rel) == 1) done.unpark();
+      });
+    done.park();
+    return std::pair{since_ns(t0), static_cast<double>(n)};
+  });
+}
+
+// park_ready/procs:N — two goroutines handing a token back and forth with
+// gopark/goready; per handoff.
+void BM_ParkReady(benchmark::State& state, int procs) {
+  const std::int64_t n = scaled(1000000);
+  measure(state, procs, [n] {
+    Parker a, b;
+    Countdown cd(2);
+    auto t0 = Clock::now();
+    goro::go([&] {
+      for (std::int64_t i = 0; i < n; i++) {
+        b.unpark();
+        a.park();
+      }
+      cd.done();
+    });
+    goro::go([&] {
+      for (std::int64_t i = 0; i < n; i++) {
+        b.park();
+        a.unpark();
+      }
+      cd.done();
+    });
+    cd.wait();
+    return std::pair{since_ns(t0), 2.0 * static_cast<double>(n)};
+  });
+}
+
+std::int64_t skynet(std::int64_t num, std::int64_t size, std::int64_t div) {
+  if (size == 1) return num;
+  std::int64_t results[10] = {};
+  Countdown cd(div);
+  for (std::int64_t i = 0; i < div; i++) {
+    goro::go([&, i] {
+      results[i] = skynet(num + i * (size / div), size / div, div);
+      cd.done();
+    });
+  }
+  cd.wait();
+  std::int64_t sum = 0;
+  for (std::int64_t i = 0; i < div; i++) sum += results[i];
+  return sum;
+}
+
+// skynet/procs:2 — skynet over 1,000,000 leaves, a result slot per child
+// until channels exist; per whole run.
+void BM_Skynet(benchmark::State& state) {
+  std::int64_t size = 10;
+  while (size * 10 <= scaled(1000000)) size *= 10;
+  measure(state, 2, [size] {
+    auto t0 = Clock::now();
+    std::int64_t sum = skynet(0, size, 10);
+    double ns = since_ns(t0);
+    if (sum != size * (size - 1) / 2) {
+      std::fprintf(stderr, "skynet: wrong sum %lld\n", static_cast<long long>(sum));
+      std::abort();
+    }
+    return std::pair{ns, 1.0};
+  });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto reg = [](const char* name, auto fn, int iterations) {
+    benchmark::RegisterBenchmark(name, fn)->UseManualTime()->Iterations(iterations)->Unit(benchmark::kMillisecond);
+  };
+  reg("yield/procs:1", BM_Yield, 3);
+  reg("spawn_exit/procs:2", BM_SpawnExit, 3);
+  reg("park_ready/procs:1", [](benchmark::State& s) { BM_ParkReady(s, 1); }, 3);
+  reg("park_ready/procs:2", [](benchmark::State& s) { BM_ParkReady(s, 2); }, 3);
+  reg("skynet/procs:2", BM_Skynet, 3);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
