@@ -54,7 +54,8 @@ void BM_Yield(benchmark::State& state) {
   measure(state, 1, [n] {
     Countdown cd(2);
     auto t0 = Clock::now();
-    for (int k = 0; k < 2; k++) goro::go([&] {
+    for (int k = 0; k < 2; k++)
+      goro::go([&] {
         for (std::int64_t i = 0; i < n; i++) goro::yield();
         cd.done();
       });
@@ -71,7 +72,8 @@ void BM_SpawnExit(benchmark::State& state) {
     std::atomic<std::int64_t> left{n};
     Parker done;
     auto t0 = Clock::now();
-    for (std::int64_t i = 0; i < n; i++) goro::go([&] {
+    for (std::int64_t i = 0; i < n; i++)
+      goro::go([&] {
         if (left.fetch_sub(1, std::memory_order_acq_rel) == 1) done.unpark();
       });
     done.park();
@@ -147,8 +149,10 @@ int main(int argc, char** argv) {
   };
   reg("yield/procs:1", BM_Yield, 3);
   reg("spawn_exit/procs:2", BM_SpawnExit, 3);
-  reg("park_ready/procs:1", [](benchmark::State& s) { BM_ParkReady(s, 1); }, 3);
-  reg("park_ready/procs:2", [](benchmark::State& s) { BM_ParkReady(s, 2); }, 3);
+  reg(
+      "park_ready/procs:1", [](benchmark::State& s) { BM_ParkReady(s, 1); }, 3);
+  reg(
+      "park_ready/procs:2", [](benchmark::State& s) { BM_ParkReady(s, 2); }, 3);
   reg("skynet/procs:2", BM_Skynet, 3);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

@@ -55,7 +55,10 @@ std::atomic<std::int32_t> foreign_newprocs{0};
 struct GoexitUnwind {};
 
 constexpr std::uint32_t kGoidCacheBatch = 16;  // Go's _GoidCacheBatch
-constexpr std::int32_t kGlobalStackKeep = 1024;
+// Dead Gs on the global free list keep their (committed) stacks up to this
+// many; the stacks of the rest go back to the kernel when an M goes idle.
+constexpr std::int32_t kGlobalStackKeep = 4096;
+constexpr std::int64_t kScavengePeriodNS = 100 * 1000 * 1000;
 
 // ---------------------------------------------------------------------------
 // G status
@@ -111,10 +114,7 @@ std::uint32_t fastrand() {
 
 std::int32_t gcount() {
   std::int32_t n = allglen.load(std::memory_order_relaxed);
-  {
-    MutexGuard l(sched.gFree.lock);
-    n -= sched.gFree.n;
-  }
+  n -= sched.gFree.n.load(std::memory_order_relaxed);
   for (P* pp : allp) n -= pp->gFree.n.load(std::memory_order_relaxed);
   return n < 1 ? 1 : n;
 }
@@ -354,6 +354,8 @@ void wakep() {
   startm(nullptr, true);
 }
 
+void scavengegstacks();
+
 // stopm: put the M on the idle list and sleep until startm hands it a P
 // (or the runtime exits).
 void stopm() {
@@ -370,6 +372,7 @@ void stopm() {
   }
   mput(mp);
   sched.lock.unlock();
+  scavengegstacks();
   mp->park.sleep();
   mp->park.clear();
   if (sched.exiting.load(std::memory_order_acquire)) return;
@@ -406,47 +409,82 @@ void gfput(P* pp, G* gp) {
       inc++;
     }
     pp->gFree.n.store(n, std::memory_order_relaxed);
-    GList release;  // Gs whose stacks go back to the kernel
-    {
-      MutexGuard l(sched.gFree.lock);
-      while (G* g = batch.pop()) {
-        if (sched.gFree.nstack < kGlobalStackKeep) {
-          sched.gFree.stack.push(g);
-          sched.gFree.nstack++;
-          sched.gFree.n++;
-        } else {
-          release.push(g);
-        }
-      }
-    }
-    if (!release.empty()) {
-      GList nostack;
-      std::int32_t nrel = 0;
-      while (G* g = release.pop()) {
-        stackfree(g->stack);
-        g->stack = Stack{};
-        nostack.push(g);
-        nrel++;
-      }
-      MutexGuard l(sched.gFree.lock);
-      while (G* g = nostack.pop()) sched.gFree.noStack.push(g);
-      sched.gFree.n += nrel;
-    }
+    MutexGuard l(sched.gFree.lock);
+    while (G* g = batch.pop()) sched.gFree.stack.push(g);
+    sched.gFree.nstack.fetch_add(inc, std::memory_order_relaxed);
+    sched.gFree.n.fetch_add(inc, std::memory_order_relaxed);
     return;
   }
   pp->gFree.n.store(n, std::memory_order_relaxed);
+}
+
+// scavengegstacks: give back the stacks of dead Gs that sat unused on the
+// global free list for a whole period: the low-water mark of the list since
+// the last scavenge, less kGlobalStackKeep. Called by an M about to sleep,
+// at most every kScavengePeriodNS, so a burst of goroutines (whose free
+// list churns) is never slowed by madvise and re-faulting, while the
+// memory of a burst that ended goes back. (Go frees them at each GC.)
+void scavengegstacks() {
+  if (sched.gFree.nstack.load(std::memory_order_relaxed) <= kGlobalStackKeep) return;
+  std::int64_t now = nanotime();
+  std::int64_t last = sched.lastscavenge.load(std::memory_order_relaxed);
+  if (now - last < kScavengePeriodNS || !sched.lastscavenge.compare_exchange_strong(last, now)) return;
+  std::vector<G*> gs;
+  {
+    MutexGuard l(sched.gFree.lock);
+    std::int32_t excess = sched.gFree.nstackmin - kGlobalStackKeep;
+    if (excess > 0) {
+      // The coldest Gs are at the far end of the LIFO list.
+      std::int32_t skip = sched.gFree.nstack.load(std::memory_order_relaxed) - excess;
+      G* cut = nullptr;
+      G* g = sched.gFree.stack.head;
+      for (std::int32_t i = 0; i < skip && g != nullptr; i++) cut = g, g = g->schedlink;
+      if (cut != nullptr)
+        cut->schedlink = nullptr;
+      else
+        sched.gFree.stack.head = nullptr;
+      for (; g != nullptr; g = g->schedlink) gs.push_back(g);
+      sched.gFree.nstack.fetch_sub(static_cast<std::int32_t>(gs.size()), std::memory_order_relaxed);
+    }
+    sched.gFree.nstackmin = sched.gFree.nstack.load(std::memory_order_relaxed);
+  }
+  if (gs.empty()) return;
+  std::vector<Stack> stacks;
+  stacks.reserve(gs.size());
+  for (G* g : gs) {
+    stacks.push_back(g->stack);
+    g->stack = Stack{};
+  }
+  stackfree_batch(stacks);
+  MutexGuard l(sched.gFree.lock);
+  for (G* g : gs) sched.gFree.noStack.push(g);
+}
+
+// gfpurge: move all of pp's free Gs to the global list. Done when pp goes
+// idle (Go does it only when a P is destroyed): a goroutine spawning on
+// another P would otherwise allocate new Gs, and fault in new stacks, while
+// up to 63 dead ones sit on the idle P.
+void gfpurge(P* pp) {
+  std::int32_t n = pp->gFree.n.load(std::memory_order_relaxed);
+  if (n == 0) return;
+  MutexGuard l(sched.gFree.lock);
+  while (G* g = pp->gFree.list.pop()) sched.gFree.stack.push(g);
+  pp->gFree.n.store(0, std::memory_order_relaxed);
+  sched.gFree.nstack.fetch_add(n, std::memory_order_relaxed);
+  sched.gFree.n.fetch_add(n, std::memory_order_relaxed);
 }
 
 // Take one G from the global free list (the caller holds sched.gFree.lock).
 G* gfget_global_locked() {
   G* gp = sched.gFree.stack.pop();
   if (gp != nullptr) {
-    sched.gFree.nstack--;
+    std::int32_t n = sched.gFree.nstack.fetch_sub(1, std::memory_order_relaxed) - 1;
+    if (n < sched.gFree.nstackmin) sched.gFree.nstackmin = n;
   } else {
     gp = sched.gFree.noStack.pop();
     if (gp == nullptr) return nullptr;
   }
-  sched.gFree.n--;
+  sched.gFree.n.fetch_sub(1, std::memory_order_relaxed);
   return gp;
 }
 
@@ -458,7 +496,7 @@ G* gfget(P* pp) {
     MutexGuard l(sched.gFree.lock);
     gp = gfget_global_locked();
   } else {
-    if (pp->gFree.list.empty() && sched.gFree.n > 0) {
+    if (pp->gFree.list.empty() && sched.gFree.n.load(std::memory_order_relaxed) > 0) {
       MutexGuard l(sched.gFree.lock);
       std::int32_t n = pp->gFree.n.load(std::memory_order_relaxed);
       while (n < 32) {
@@ -605,6 +643,7 @@ top:
   }
 
   // Return P and block.
+  gfpurge(pp);
   sched.lock.lock();
   if (sched.runqsize.load(std::memory_order_relaxed) != 0) {
     G* gp = globrunqget(pp, 0);
@@ -923,8 +962,10 @@ void schedinit(int procs) {
   sched.runqsize.store(0);
   sched.gFree.stack = GList{};
   sched.gFree.noStack = GList{};
-  sched.gFree.n = 0;
-  sched.gFree.nstack = 0;
+  sched.gFree.n.store(0);
+  sched.gFree.nstack.store(0);
+  sched.gFree.nstackmin = 0;
+  sched.lastscavenge.store(0);
   sched.exiting.store(false);
   allglen.store(0);
   mainStarted.store(false);
@@ -1133,8 +1174,8 @@ void newproc_abort(NewProc np) noexcept {
   } else {
     MutexGuard l(sched.gFree.lock);
     sched.gFree.stack.push(newg);
-    sched.gFree.nstack++;
-    sched.gFree.n++;
+    sched.gFree.nstack.fetch_add(1, std::memory_order_relaxed);
+    sched.gFree.n.fetch_add(1, std::memory_order_relaxed);
     foreign_newprocs.fetch_sub(1, std::memory_order_seq_cst);
   }
 }

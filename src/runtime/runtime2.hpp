@@ -178,9 +178,12 @@ struct Sched {
     Mutex lock;
     GList stack;    // Gs with a committed stack
     GList noStack;  // Gs whose stack memory was given back
-    std::int32_t n = 0;
-    std::int32_t nstack = 0;
+    // Written under lock; read without it as hints (gfget, scavenging).
+    std::atomic<std::int32_t> n{0};
+    std::atomic<std::int32_t> nstack{0};
+    std::int32_t nstackmin = 0;  // low-water mark of nstack since the last scavenge
   } gFree;
+  std::atomic<std::int64_t> lastscavenge{0};
 
   std::atomic<std::int32_t> ngoroutines{0};  // alive: created and not yet dead
   std::atomic<bool> exiting{false};          // main returned: every M leaves

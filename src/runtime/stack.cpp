@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <mutex>
 #include <vector>
@@ -122,6 +123,24 @@ void stackfree(Stack s) {
   std::lock_guard<std::mutex> l(pool.mu);
   pool.in_use--;
   if (s.hi - s.lo == pool.size) pool.free.push_back(s);
+}
+
+void stackfree_batch(std::vector<Stack>& v) {
+  if (v.empty()) return;
+  std::sort(v.begin(), v.end(), [](const Stack& a, const Stack& b) { return a.lo < b.lo; });
+  std::size_t size = pool.size;
+  std::size_t i = 0;
+  while (i < v.size()) {
+    std::size_t j = i + 1;
+    while (j < v.size() && v[j].lo == v[j - 1].hi + kStackGuardSize) j++;
+    madvise(reinterpret_cast<void*>(v[i].lo), v[j - 1].hi - v[i].lo, MADV_DONTNEED);
+    i = j;
+  }
+  std::lock_guard<std::mutex> l(pool.mu);
+  for (const Stack& s : v) {
+    pool.in_use--;
+    if (s.hi - s.lo == size) pool.free.push_back(s);
+  }
 }
 
 void stackfreeall() {

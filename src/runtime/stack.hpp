@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "runtime2.hpp"
 
@@ -24,6 +25,9 @@ std::size_t stack_size();
 Stack stackalloc();
 // Gives the stack's memory back to the kernel and pools its address range.
 void stackfree(Stack s);
+// stackfree for many stacks at once: address-adjacent stacks are given back
+// with one madvise (guards survive it). Sorts v.
+void stackfree_batch(std::vector<Stack>& v);
 // Unmaps every chunk (run() is over; no stack is in use).
 void stackfreeall();
 // Stacks handed out and not freed (the leak check in tests).
