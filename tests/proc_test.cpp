@@ -63,11 +63,13 @@ TEST(Run, MaxprocsOption) {
 }
 
 TEST(Run, ReturningMainAbandonsOtherGoroutines) {
+  // What an abandoned goroutine owns is never destroyed (nothing of it runs
+  // again, as in Go), so it holds nothing on the heap here.
   std::atomic<bool> resumed{false};
-  auto parker = std::make_shared<Parker>();
+  Parker parker;
   goro::run([&] {
-    goro::go([&, parker] {
-      parker->park();
+    goro::go([&] {
+      parker.park();
       resumed = true;  // never: main returns first and nothing runs again
     });
     goro::yield();
@@ -440,7 +442,11 @@ TEST(Scale, MillionGoroutinesAlive) {
       },
       {.maxprocs = 2});
   EXPECT_EQ(alive, n + 1);
-  if (goro::testing::stack_guard_markers()) {
+  if (goro::runtime::san::kTsan) {
+    // TSan maps memory of its own for every fiber (one per goroutine);
+    // the stacks' share is measured in the other builds.
+    EXPECT_LT(maps_alive, 65530);
+  } else if (goro::testing::stack_guard_markers()) {
     EXPECT_LT(maps_alive, 2000) << "mappings with " << n << " goroutines alive (" << maps_before << " before)";
   } else {
     // mprotect guards (kernel < 6.13): two mappings per stack.

@@ -1050,7 +1050,10 @@ void goready(G* gp) {
     sched.lock.lock();
     globrunqput(gp);
     sched.lock.unlock();
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // A full fence before wakep loads nmspinning (a seq_cst RMW, which
+    // TSan understands, unlike atomic_thread_fence): pairs with the
+    // spinning M's decrement of nmspinning and re-check of runqsize.
+    sched.runqsize.fetch_add(0, std::memory_order_seq_cst);
   }
   wakep();
 }
@@ -1157,7 +1160,10 @@ void newproc_commit(NewProc np) {
     sched.lock.lock();
     globrunqput(newg);
     sched.lock.unlock();
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // A full fence before wakep loads nmspinning (a seq_cst RMW, which
+    // TSan understands, unlike atomic_thread_fence): pairs with the
+    // spinning M's decrement of nmspinning and re-check of runqsize.
+    sched.runqsize.fetch_add(0, std::memory_order_seq_cst);
     wakep();
     foreign_newprocs.fetch_sub(1, std::memory_order_seq_cst);
   }
