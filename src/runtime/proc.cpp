@@ -58,6 +58,8 @@ constexpr std::uint32_t kGoidCacheBatch = 16;  // Go's _GoidCacheBatch
 // Dead Gs on the global free list keep their (committed) stacks up to this
 // many; the stacks of the rest go back to the kernel when an M goes idle.
 constexpr std::int32_t kGlobalStackKeep = 4096;
+// Global run queue length per P beyond which a spawning goroutine yields.
+constexpr std::int32_t kSpawnBacklog = 512;
 constexpr std::int64_t kScavengePeriodNS = 100 * 1000 * 1000;
 
 // ---------------------------------------------------------------------------
@@ -1156,6 +1158,15 @@ void newproc_commit(NewProc np) {
     pp->counters.created.inc();
     runqput(pp, newg, true);
     if (mainStarted.load(std::memory_order_relaxed)) wakep();
+    // Back-pressure: a goroutine that spawns faster than the Ps can run
+    // what it spawns has overflowed its ring into a long global queue. It
+    // yields (as a preemption would) so that the backlog runs while its
+    // stacks are still in cache, instead of growing until every new
+    // goroutine needs a fresh stack. Go's spawn path is slow enough not to
+    // need this; goro's is not.
+    if (sched.runqsize.load(std::memory_order_relaxed) > kSpawnBacklog * gomaxprocs && me != me->m->g0) {
+      mcall(&gosched_m);
+    }
   } else {
     sched.lock.lock();
     globrunqput(newg);
