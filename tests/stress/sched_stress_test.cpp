@@ -53,8 +53,8 @@ void token_rings(int rings, int ring_size, std::int64_t laps, std::atomic<std::i
 class SchedStress : public ::testing::TestWithParam<int> {};
 
 TEST_P(SchedStress, EverythingAtOnce) {
-  const std::int64_t laps = scaled(2000, 10);
-  const std::int64_t trees = scaled(200, 10);
+  const std::int64_t laps = scaled(100000, 100);
+  const std::int64_t trees = scaled(5000, 250);
   constexpr int kRings = 6, kRingSize = 10;
   std::atomic<std::int64_t> passes{0}, leaves{0}, foreign{0};
   run_checked(
@@ -89,7 +89,7 @@ TEST_P(SchedStress, EverythingAtOnce) {
         // 3. plain threads spawning goroutines and waking a parked one
         goro::go([&] {
           constexpr int kThreads = 2;
-          const std::int64_t per = scaled(20000, 20);
+          const std::int64_t per = scaled(500000, 250);
           Countdown cd(kThreads * per);
           std::vector<std::thread> ts;
           for (int t = 0; t < kThreads; t++) {
@@ -111,7 +111,7 @@ TEST_P(SchedStress, EverythingAtOnce) {
       {.maxprocs = GetParam()});
   EXPECT_EQ(passes.load(), kRings * kRingSize * laps);
   EXPECT_EQ(leaves.load(), trees * 256);
-  EXPECT_EQ(foreign.load(), 2 * scaled(20000, 20));
+  EXPECT_EQ(foreign.load(), 2 * scaled(500000, 250));
 }
 
 INSTANTIATE_TEST_SUITE_P(MaxProcs, SchedStress, ::testing::Values(2, 8));
@@ -119,7 +119,7 @@ INSTANTIATE_TEST_SUITE_P(MaxProcs, SchedStress, ::testing::Values(2, 8));
 // Runtimes started and stopped over and over, with goroutines abandoned
 // mid-flight each time: shutdown must never hang or leak threads.
 TEST(SchedStress, RepeatedRunsWithAbandonedGoroutines) {
-  for (int i = 0; i < scaled(200, 10); i++) {
+  for (int i = 0; i < scaled(1000, 20); i++) {
     goro::run(
         [] {
           for (int k = 0; k < 20; k++)
