@@ -239,7 +239,7 @@ void globrunqputbatch(GQueue batch, std::int32_t n) {
   sched.runqsize.store(sched.runqsize.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
 }
 
-void runqput(P* pp, G* gp, bool next);
+bool runqput(P* pp, G* gp, bool next);
 
 // globrunqget: take a batch from the global queue: a fair share
 // (size/gomaxprocs + 1), at most max (if > 0) and half the local ring. One
@@ -257,8 +257,8 @@ G* globrunqget(P* pp, std::int32_t max) {
   return gp;
 }
 
-void runqput(P* pp, G* gp, bool next) {
-  goro::runtime::runqput(pp->runq, gp, next, [](GQueue batch, std::uint32_t n) {
+bool runqput(P* pp, G* gp, bool next) {
+  return goro::runtime::runqput(pp->runq, gp, next, [](GQueue batch, std::uint32_t n) {
     MutexGuard l(sched.lock);
     globrunqputbatch(batch, static_cast<std::int32_t>(n));
   });
@@ -1156,15 +1156,15 @@ void newproc_commit(NewProc np) {
   casgstatus(newg, _Gdead, _Grunnable);
   if (pp != nullptr) {
     pp->counters.created.inc();
-    runqput(pp, newg, true);
+    bool spilled = runqput(pp, newg, true);
     if (mainStarted.load(std::memory_order_relaxed)) wakep();
     // Back-pressure: a goroutine that spawns faster than the Ps can run
-    // what it spawns has overflowed its ring into a long global queue. It
-    // yields (as a preemption would) so that the backlog runs while its
-    // stacks are still in cache, instead of growing until every new
-    // goroutine needs a fresh stack. Go's spawn path is slow enough not to
-    // need this; goro's is not.
-    if (sched.runqsize.load(std::memory_order_relaxed) > kSpawnBacklog * gomaxprocs && me != me->m->g0) {
+    // what it spawns overflows its ring, again and again, into a long
+    // global queue. Then it yields (as a preemption would) so that the
+    // backlog runs while its stacks are still in cache, instead of growing
+    // until every new goroutine needs a fresh stack. At most once per half
+    // ring of spawns. Go's spawn path is slow enough not to need this.
+    if (spilled && sched.runqsize.load(std::memory_order_relaxed) > kSpawnBacklog * gomaxprocs && me != me->m->g0) {
       mcall(&gosched_m);
     }
   } else {

@@ -136,15 +136,15 @@ bool runqputslow(RunQueue<G, N>& q, G* gp, std::uint32_t h, std::uint32_t t, Put
 }
 
 // runqput puts gp on q. With next, gp goes to runnext and the G it displaces
-// is kicked to the tail of the ring. A full ring spills to the global queue.
-// Owner only.
+// is kicked to the tail of the ring. A full ring spills to the global queue
+// (then it returns true). Owner only.
 template <class G, std::uint32_t N, class PutGlobal>
-void runqput(RunQueue<G, N>& q, G* gp, bool next, PutGlobal&& putGlobal) {
+bool runqput(RunQueue<G, N>& q, G* gp, bool next, PutGlobal&& putGlobal) {
   if (next) {
     G* old = q.runnext.load(std::memory_order_relaxed);
     while (!q.runnext.compare_exchange_weak(old, gp, std::memory_order_seq_cst)) {
     }
-    if (old == nullptr) return;
+    if (old == nullptr) return false;
     gp = old;  // kick the old runnext out to the regular run queue
   }
   for (;;) {
@@ -156,9 +156,9 @@ void runqput(RunQueue<G, N>& q, G* gp, bool next, PutGlobal&& putGlobal) {
       // nmspinning, and that store->load order is half of the delicate dance
       // (a spinning M drops nmspinning, then re-checks every ring).
       q.tail.store(t + 1, std::memory_order_seq_cst);
-      return;
+      return false;
     }
-    if (runqputslow(q, gp, h, t, putGlobal)) return;
+    if (runqputslow(q, gp, h, t, putGlobal)) return true;
     // The ring is not full now: the put above must succeed.
   }
 }
