@@ -90,6 +90,8 @@ class Countdown {
 };
 
 inline std::size_t stacks_in_use() { return runtime::stacks_in_use(); }
+// Dead Gs on the global free list that still hold a committed stack.
+inline int free_gs_with_stacks() { return runtime::sched.gFree.nstack.load(); }
 inline bool stack_guard_markers() { return runtime::stack_guard_markers(); }
 
 // Lines of /proc/self/maps: the process's memory mappings.

@@ -3,6 +3,7 @@
 // a million live goroutines, and bad input. Ports the intent of Go's
 // runtime/proc_test.go.
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -60,6 +61,27 @@ TEST(Run, MainIsGoroutineOne) {
 TEST(Run, MaxprocsOption) {
   goro::run([] { EXPECT_EQ(goro::maxprocs(), 3); }, {.maxprocs = 3});
   goro::run([] { EXPECT_EQ(goro::maxprocs(), 1); }, {.maxprocs = 1});
+}
+
+TEST(Run, DefaultMaxprocsIsTheCpusThisThreadMayUse) {
+  cpu_set_t saved;
+  ASSERT_EQ(sched_getaffinity(0, sizeof saved, &saved), 0);
+  goro::run([&] { EXPECT_EQ(goro::maxprocs(), CPU_COUNT(&saved)); });
+  EXPECT_EQ(goro::maxprocs(), CPU_COUNT(&saved)) << "outside a runtime: what run() would choose";
+  // Restricted to one CPU (as by taskset), run() chooses one P.
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  for (int c = 0; c < CPU_SETSIZE; c++) {
+    if (CPU_ISSET(c, &saved)) {
+      CPU_SET(c, &one);
+      break;
+    }
+  }
+  ASSERT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
+  int procs = 0;
+  goro::run([&] { procs = goro::maxprocs(); });
+  ASSERT_EQ(sched_setaffinity(0, sizeof saved, &saved), 0);
+  EXPECT_EQ(procs, 1);
 }
 
 TEST(Run, ReturningMainAbandonsOtherGoroutines) {
@@ -452,6 +474,54 @@ TEST(Scale, MillionGoroutinesAlive) {
     // mprotect guards (kernel < 6.13): two mappings per stack.
     EXPECT_LT(maps_alive, 65530);
   }
+}
+
+// Stacks of dead goroutines beyond a few thousand go back to the kernel
+// once the runtime has been idle for a while (the scavenger runs when an M
+// goes to sleep).
+TEST(Scale, IdleRuntimeGivesStacksBack) {
+  const std::int64_t n = scaled(20000, 4);
+  int after_burst = 0, after_idle = 0;
+  run_checked(
+      [&] {
+        std::vector<Parker> parkers(static_cast<std::size_t>(n));
+        std::atomic<std::int64_t> started{0};
+        Countdown cd(n);
+        for (std::int64_t i = 0; i < n; i++) {
+          goro::go([&, p = &parkers[static_cast<std::size_t>(i)]] {
+            started++;
+            p->park();
+            cd.done();
+          });
+        }
+        while (started.load() < n) goro::yield();
+        for (auto& p : parkers) p.unpark();
+        cd.wait();
+        // Let the dead Gs reach the global list (an idle P hands its own over).
+        Parker nap;
+        std::thread t([&] {
+          std::this_thread::sleep_for(50ms);
+          nap.unpark();
+        });
+        nap.park();
+        t.join();
+        after_burst = goro::testing::free_gs_with_stacks();
+        // Idle for several scavenger periods: each idle M may scavenge.
+        for (int i = 0; i < 4; i++) {
+          std::thread t2([&] {
+            std::this_thread::sleep_for(150ms);
+            nap.unpark();
+          });
+          nap.park();
+          t2.join();
+        }
+        after_idle = goro::testing::free_gs_with_stacks();
+      },
+      {.maxprocs = 2});
+  if (n > 8192) {
+    EXPECT_GT(after_burst, 4096) << "the burst's stacks were kept for reuse at first";
+  }
+  EXPECT_LE(after_idle, 4096) << "stacks kept after the runtime idled";
 }
 
 // maxprocs = 1 and maxprocs = 64 (oversubscribed on 2 CPUs) both compute
