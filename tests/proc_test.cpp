@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <set>
 #include <stdexcept>
@@ -627,6 +628,22 @@ TEST(BadInput, BadEnvironmentThrows) {
   unsetenv("GORO_STACK_SIZE");
   // A runtime still starts after all that.
   EXPECT_EQ(goro::run([] { return 2; }), 2);
+}
+
+TEST(BadInput, GoOfNilFuncThrows) {
+  run_checked([] {
+    void (*fp)() = nullptr;
+    EXPECT_THROW(goro::go(fp), std::invalid_argument);
+    std::function<void()> empty;
+    EXPECT_THROW(goro::go(empty), std::invalid_argument);
+  });
+}
+
+TEST(BadInput, BadMaxThreadsLeavesNoRuntimeBehind) {
+  setenv("GORO_MAXTHREADS", "zero", 1);
+  EXPECT_THROW(goro::run([] {}), std::invalid_argument);
+  unsetenv("GORO_MAXTHREADS");
+  EXPECT_EQ(goro::run([] { return 5; }), 5) << "a failed start must not leave the runtime marked as running";
 }
 
 TEST(BadInput, ClosureTooLargeThrows) {

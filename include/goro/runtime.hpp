@@ -46,6 +46,7 @@ int runtime_run(EntryFn main_entry, void* main_closure, const Options& opts);
 struct NewProc {
   void* closure;
   void* g;
+  bool foreign;  // begun on a thread that is not an M
 };
 NewProc newproc_begin(std::size_t size, std::size_t align, EntryFn entry);
 void newproc_commit(NewProc np);
@@ -106,6 +107,13 @@ void go(F&& f, Args&&... args) {
   using C = detail::Closure<std::decay_t<F>, std::decay_t<Args>...>;
   static_assert(std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>,
                 "goro::go: f is not callable with these arguments (passed as rvalues)");
+  if constexpr (std::is_pointer_v<std::decay_t<F>> || std::is_member_pointer_v<std::decay_t<F>>) {
+    if (f == nullptr) throw std::invalid_argument("goro::go: go of nil func value");
+  } else if constexpr (std::is_class_v<std::decay_t<F>> && std::is_constructible_v<bool, const std::decay_t<F>&> &&
+                       !std::is_convertible_v<const std::decay_t<F>&, bool>) {
+    // Types with an explicit operator bool, as std::function: empty is nil.
+    if (!static_cast<bool>(f)) throw std::invalid_argument("goro::go: go of nil func value");
+  }
   detail::NewProc np = detail::newproc_begin(sizeof(C), alignof(C), &C::invoke);
   try {
     ::new (np.closure) C(std::forward<F>(f), std::forward<Args>(args)...);

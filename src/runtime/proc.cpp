@@ -144,6 +144,7 @@ void mcall(McallFn fn, bool dying = false) {
   G* gp = getg();
   M* mp = gp->m;
   G* g0 = g0_of(mp);
+  if (gp == g0) detail::fatal("mcall called on g0 (a goroutine operation from a runtime callback)");
   mp->mcallfn = fn;
   san::start_switch(dying ? nullptr : &gp->asan_fake_stack, g0->stack.lo, g0->stack.hi - g0->stack.lo);
   san::tsan_switch_to(g0->sched.fiber);
@@ -365,6 +366,8 @@ void stopm() {
   if (mp->locks != 0) detail::fatal("stopm holding locks");
   if (mp->p != nullptr) detail::fatal("stopm holding p");
   if (mp->spinning) detail::fatal("stopm spinning");
+  // Before going on the idle list: a startm must not find this M busy.
+  scavengegstacks();
   sched.lock.lock();
   // Checked under the lock: shutdown sets exiting, then drains midle under
   // the lock, so an M either sees exiting here or is woken by the drain.
@@ -374,7 +377,6 @@ void stopm() {
   }
   mput(mp);
   sched.lock.unlock();
-  scavengegstacks();
   mp->park.sleep();
   mp->park.clear();
   if (sched.exiting.load(std::memory_order_acquire)) return;
@@ -397,6 +399,23 @@ void resetspinning() {
 // ---------------------------------------------------------------------------
 // Free Gs
 
+// Put gp on the global free list: the stack list if it has a stack, else
+// the noStack list. sched.gFree.lock must be held.
+void gfputglobal_locked(G* gp) {
+  if (gp->stack.lo != 0) {
+    sched.gFree.stack.push(gp);
+    sched.gFree.nstack.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    sched.gFree.noStack.push(gp);
+  }
+  sched.gFree.n.fetch_add(1, std::memory_order_relaxed);
+}
+
+void gfputglobal(G* gp) {
+  MutexGuard l(sched.gFree.lock);
+  gfputglobal_locked(gp);
+}
+
 void gfput(P* pp, G* gp) {
   if (readgstatus(gp) != _Gdead) detail::fatal("gfput: bad status (not Gdead)");
   pp->gFree.list.push(gp);
@@ -404,17 +423,13 @@ void gfput(P* pp, G* gp) {
   if (n >= 64) {
     // Move a batch of 32 to the global list, where other Ps can get them.
     GList batch;
-    std::int32_t inc = 0;
     while (n >= 32) {
       batch.push(pp->gFree.list.pop());
       n--;
-      inc++;
     }
     pp->gFree.n.store(n, std::memory_order_relaxed);
     MutexGuard l(sched.gFree.lock);
-    while (G* g = batch.pop()) sched.gFree.stack.push(g);
-    sched.gFree.nstack.fetch_add(inc, std::memory_order_relaxed);
-    sched.gFree.n.fetch_add(inc, std::memory_order_relaxed);
+    while (G* g = batch.pop()) gfputglobal_locked(g);
     return;
   }
   pp->gFree.n.store(n, std::memory_order_relaxed);
@@ -467,13 +482,10 @@ void scavengegstacks() {
 // another P would otherwise allocate new Gs, and fault in new stacks, while
 // up to 63 dead ones sit on the idle P.
 void gfpurge(P* pp) {
-  std::int32_t n = pp->gFree.n.load(std::memory_order_relaxed);
-  if (n == 0) return;
+  if (pp->gFree.n.load(std::memory_order_relaxed) == 0) return;
   MutexGuard l(sched.gFree.lock);
-  while (G* g = pp->gFree.list.pop()) sched.gFree.stack.push(g);
+  while (G* g = pp->gFree.list.pop()) gfputglobal_locked(g);
   pp->gFree.n.store(0, std::memory_order_relaxed);
-  sched.gFree.nstack.fetch_add(n, std::memory_order_relaxed);
-  sched.gFree.n.fetch_add(n, std::memory_order_relaxed);
 }
 
 // Take one G from the global free list (the caller holds sched.gFree.lock).
@@ -805,8 +817,10 @@ Gobuf* goexit0(G* gp) {
 // idle ones are woken here; stopm checks exiting under the lock, so none
 // can go to sleep after the drain.
 void main_returned() {
-  sched.exiting.store(true, std::memory_order_seq_cst);
+  // Under the lock: a startm that saw exiting == false has already linked
+  // its new M into allm, which teardown then joins.
   MutexGuard l(sched.lock);
+  sched.exiting.store(true, std::memory_order_seq_cst);
   while (M* mp = mget()) mp->park.wakeup();
 }
 
@@ -950,13 +964,12 @@ std::size_t resolve_stack(const Options& opts) {
 
 // schedinit + procresize for a fresh run: allp[0] goes to m0, the rest on
 // the idle list.
-void schedinit(int procs) {
+void schedinit(int procs, std::int32_t maxthreads) {
   sched.goidgen.store(0);
   sched.midle = nullptr;
   sched.nmidle = 0;
   sched.mnext = 0;
-  sched.maxmcount = 10000;
-  if (int n = env_int("GORO_MAXTHREADS", 1, 1 << 20, "a thread limit of at least 1")) sched.maxmcount = n;
+  sched.maxmcount = maxthreads;
   sched.pidle = nullptr;
   sched.npidle.store(0);
   sched.nmspinning.store(0);
@@ -968,7 +981,6 @@ void schedinit(int procs) {
   sched.gFree.nstack.store(0);
   sched.gFree.nstackmin = 0;
   sched.lastscavenge.store(0);
-  sched.exiting.store(false);
   allglen.store(0);
   mainStarted.store(false);
   allm = nullptr;
@@ -988,12 +1000,20 @@ void schedinit(int procs) {
 // Frees everything of a finished run. Every other M has exited.
 void teardown() {
   while (foreign_newprocs.load(std::memory_order_seq_cst) != 0) osyield();
-  for (M* mp = allm; mp != nullptr;) {
+  M* ms;
+  {
+    MutexGuard l(sched.lock);  // no M can be added now: exiting is set
+    ms = allm;
+  }
+  // Join every thread before freeing any M: a thread that woke another
+  // may still be inside futexwakeup on that M's note.
+  for (M* mp = ms; mp != nullptr; mp = mp->alllink) {
+    if (mp == m0) continue;
+    while (!mp->thread_created.load(std::memory_order_acquire)) osyield();
+    pthread_join(mp->thread, nullptr);
+  }
+  for (M* mp = ms; mp != nullptr;) {
     M* next = mp->alllink;
-    if (mp != m0) {
-      while (!mp->thread_created.load(std::memory_order_acquire)) osyield();
-      pthread_join(mp->thread, nullptr);
-    }
     delete mp->g0;
     delete mp;
     mp = next;
@@ -1078,12 +1098,14 @@ int runtime_run(EntryFn main_entry, void* main_closure, const Options& opts) {
   osinit_ncpu();
   int procs = resolve_procs(opts);
   std::size_t stack = resolve_stack(opts);
+  std::int32_t maxthreads = 10000;  // Go's default limit
+  if (int n = env_int("GORO_MAXTHREADS", 1, 1 << 20, "a thread limit of at least 1")) maxthreads = n;
   bool expected = false;
   if (getg() != nullptr || !runtime_active.compare_exchange_strong(expected, true)) {
     throw std::logic_error("goro::run: a runtime is already running (run cannot be nested or run twice at once)");
   }
   stackinit(stack);
-  schedinit(procs);
+  schedinit(procs, maxthreads);
   signal_handlers_install();
 
   // m0 is this thread; its g0 is this thread's stack.
@@ -1108,6 +1130,12 @@ int runtime_run(EntryFn main_entry, void* main_closure, const Options& opts) {
   casgstatus(maingp, _Gdead, _Grunnable);
   allp[0]->counters.created.inc();
   runqput(allp[0], maingp, true);
+
+  // Open for business: until now exiting (true between runs) kept go()
+  // from plain threads out of the half-built scheduler.
+  sched.lock.lock();
+  sched.exiting.store(false, std::memory_order_seq_cst);
+  sched.lock.unlock();
 
   goro_gosave(&m0->exitbuf, &mstart1, m0);
 
@@ -1142,7 +1170,7 @@ NewProc newproc_begin(std::size_t size, std::size_t align, EntryFn entry) {
   std::uintptr_t closure = (newg->stack.hi - size) & ~(align - 1);
   newg->entry = entry;
   newg->closure = reinterpret_cast<void*>(closure);
-  return NewProc{newg->closure, newg};
+  return NewProc{newg->closure, newg, foreign};
 }
 
 void newproc_commit(NewProc np) {
@@ -1150,7 +1178,7 @@ void newproc_commit(NewProc np) {
   gostart(newg, reinterpret_cast<std::uintptr_t>(np.closure));
   // Re-read: constructing the closure may have switched threads.
   G* me = getg();
-  P* pp = me != nullptr ? me->m->p : nullptr;
+  P* pp = np.foreign ? nullptr : me->m->p;
   newg->goid = newgoid(pp);
   newg->waitreason = WaitReason::zero;
   casgstatus(newg, _Gdead, _Grunnable);
@@ -1176,25 +1204,21 @@ void newproc_commit(NewProc np) {
     // spinning M's decrement of nmspinning and re-check of runqsize.
     sched.runqsize.fetch_add(0, std::memory_order_seq_cst);
     wakep();
-    foreign_newprocs.fetch_sub(1, std::memory_order_seq_cst);
   }
+  if (np.foreign) foreign_newprocs.fetch_sub(1, std::memory_order_seq_cst);
 }
 
 void newproc_abort(NewProc np) noexcept {
   G* newg = static_cast<G*>(np.g);
   newg->entry = nullptr;
   newg->closure = nullptr;
-  G* me = getg();
-  P* pp = me != nullptr ? me->m->p : nullptr;
+  P* pp = np.foreign ? nullptr : getg()->m->p;
   if (pp != nullptr) {
     gfput(pp, newg);
   } else {
-    MutexGuard l(sched.gFree.lock);
-    sched.gFree.stack.push(newg);
-    sched.gFree.nstack.fetch_add(1, std::memory_order_relaxed);
-    sched.gFree.n.fetch_add(1, std::memory_order_relaxed);
-    foreign_newprocs.fetch_sub(1, std::memory_order_seq_cst);
+    gfputglobal(newg);
   }
+  if (np.foreign) foreign_newprocs.fetch_sub(1, std::memory_order_seq_cst);
 }
 
 }  // namespace detail

@@ -186,8 +186,10 @@ struct Sched {
   std::atomic<std::int64_t> lastscavenge{0};
 
   std::atomic<std::int32_t> ngoroutines{0};  // alive: created and not yet dead
-  std::atomic<bool> exiting{false};          // main returned: every M leaves
-  Note m0exit;                               // m0 sleeps here until the others left
+  // Set when main returns (every M leaves) and between runs (go() from a
+  // plain thread is refused); cleared once a run's bootstrap is complete.
+  std::atomic<bool> exiting{true};
+  Note m0exit;  // m0 sleeps here until the others left
 };
 
 }  // namespace goro::runtime

@@ -55,6 +55,11 @@ void hex(std::uintptr_t v) {
 void sigsegv_handler(int sig, siginfo_t* info, void* uctx) {
   auto addr = reinterpret_cast<std::uintptr_t>(info->si_addr);
   G* gp = getg();
+  // In the instants around a switch, getg() may already be g0 while sp is
+  // still on the goroutine's stack: check the goroutine the M runs too.
+  if (gp != nullptr && !in_stack_guard(gp->stack, addr) && gp->m != nullptr && gp->m->curg != nullptr) {
+    gp = gp->m->curg;
+  }
   if (gp != nullptr && in_stack_guard(gp->stack, addr)) {
     printerr("runtime: goroutine ");
     printerr_u64(gp->goid);
@@ -74,7 +79,11 @@ void sigsegv_handler(int sig, siginfo_t* info, void* uctx) {
 
 }  // namespace
 
+// The thread's own alternate stack is kept when it has one (as Go's
+// minit does for a C thread's), else it gets one of ours.
 void* signal_altstack_install() {
+  stack_t old{};
+  if (sigaltstack(nullptr, &old) == 0 && (old.ss_flags & SS_DISABLE) == 0) return nullptr;
   void* mem = mmap(nullptr, kAltStackSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) detail::fatal("minit: cannot allocate the signal stack");
   stack_t ss{};
@@ -86,7 +95,7 @@ void* signal_altstack_install() {
 }
 
 void signal_altstack_remove(void* stack) {
-  if (stack == nullptr) return;
+  if (stack == nullptr) return;  // the thread's own: left as it was
   stack_t ss{};
   ss.ss_flags = SS_DISABLE;
   sigaltstack(&ss, nullptr);

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "panic.hpp"
+#include "san.hpp"
 
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
@@ -92,6 +93,7 @@ Stack stackalloc() {
   if (!pool.free.empty()) {
     Stack s = pool.free.back();
     pool.free.pop_back();
+    san::unpoison(s.lo, s.hi - s.lo);  // its last goroutine's frames are dead
     return s;
   }
   std::size_t stride = pool.size + kStackGuardSize;

@@ -133,4 +133,38 @@ TEST(SchedStress, RepeatedRunsWithAbandonedGoroutines) {
   EXPECT_EQ(goro::testing::stacks_in_use(), 0u);
 }
 
+// Plain threads calling go() while runtimes start and stop: each call either
+// starts a goroutine of the current run or throws std::logic_error; none
+// may touch a half-built or torn-down scheduler.
+TEST(SchedStress, ForeignGoAcrossRunBoundaries) {
+  std::atomic<bool> stop{false};
+  std::atomic<std::int64_t> started{0}, refused{0}, ran{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 2; t++) {
+    ts.emplace_back([&] {
+      while (!stop.load()) {
+        try {
+          goro::go([&] { ran++; });
+          started++;
+        } catch (const std::logic_error&) {
+          refused++;
+        }
+      }
+    });
+  }
+  for (int i = 0; i < scaled(300, 10); i++) {
+    goro::run(
+        [] {
+          for (int k = 0; k < 10; k++) goro::yield();
+        },
+        {.maxprocs = 2});
+  }
+  stop = true;
+  for (auto& t : ts) t.join();
+  EXPECT_GT(started.load(), 0);
+  EXPECT_GT(refused.load(), 0);
+  EXPECT_LE(ran.load(), started.load());
+  EXPECT_EQ(goro::testing::stacks_in_use(), 0u);
+}
+
 }  // namespace
