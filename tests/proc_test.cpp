@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <functional>
 #include <memory>
 #include <set>
@@ -294,6 +295,7 @@ TEST(Fairness, RespawningChainCannotStarveGlobalQueue) {
         while (alive.load() != 0) goro::yield();
         // With the check every 61 rounds main waits at most a few dozen
         // spawns; Go 1.19 lets millions through (over a second).
+        std::printf("main waited behind at most %lld spawns of the chain\n", static_cast<long long>(worst));
         EXPECT_LE(worst, 200) << "main waited behind " << worst << " spawns";
         EXPECT_GT(spawns.load(), 0);
       },
@@ -332,13 +334,15 @@ TEST(Stealing, SpreadsCpuBoundWorkToTwoMs) {
 }
 
 // A million park/ready handoffs among pairs spread over two Ps: none may
-// be lost (a lost wakeup hangs the test). In part of the rounds the waker
-// keeps running for a while after the wakeup, so the idle P's M steals the
-// wakee from runnext and the handoffs cross Ps.
+// be lost (a lost wakeup hangs the test). Then handoffs that cross Ps by
+// construction: the waker keeps running for a while after each wakeup, so
+// the idle P's spinning M steals the wakee from runnext (after Go's ~3 us
+// back-off) and it resumes on another P than the one it parked on.
 TEST(Wakeups, MillionHandoffsAcrossPs) {
   const std::int64_t total = scaled(1000000, 20);
   constexpr int kPairs = 4;
   const std::int64_t per_pair = total / kPairs / 2;
+  const std::int64_t slow_rounds = scaled(5000, 10);
   std::atomic<std::int64_t> handoffs{0}, cross{0};
   auto spin = [](int us) {
     auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
@@ -349,37 +353,41 @@ TEST(Wakeups, MillionHandoffsAcrossPs) {
       [&] {
         struct Pair {
           Parker a, b;
-          std::atomic<std::int32_t> pa{-1}, pb{-1};
         };
-        std::vector<Pair> pairs(kPairs);
-        Countdown cd(2 * kPairs);
-        for (auto& pr : pairs) {
-          goro::go([&, p = &pr] {
-            for (std::int64_t i = 0; i < per_pair; i++) {
-              p->pa = goro::testing::current_p();
+        auto ping_pong = [&](int pairs, std::int64_t rounds, int spin_us) {
+          std::vector<Pair> ps(static_cast<std::size_t>(pairs));
+          Countdown cd(2 * pairs);
+          for (auto& pr : ps) {
+            goro::go([&, p = &pr] {
+              for (std::int64_t i = 0; i < rounds; i++) {
+                p->b.unpark();
+                if (spin_us > 0) spin(spin_us);
+                p->a.park();
+                handoffs++;
+              }
               p->b.unpark();
-              if (i % 64 == 0) spin(20);
-              p->a.park();
-              handoffs++;
-            }
-            p->b.unpark();
-            cd.done();
-          });
-          goro::go([&, p = &pr] {
-            for (std::int64_t i = 0; i < per_pair; i++) {
-              p->b.park();
-              p->pb = goro::testing::current_p();
-              if (p->pb.load() != p->pa.load()) cross++;
-              p->a.unpark();
-              handoffs++;
-            }
-            cd.done();
-          });
-        }
-        cd.wait();
+              cd.done();
+            });
+            goro::go([&, p = &pr] {
+              for (std::int64_t i = 0; i < rounds; i++) {
+                std::int32_t before = goro::testing::current_p();
+                p->b.park();
+                if (goro::testing::current_p() != before) cross++;
+                p->a.unpark();
+                handoffs++;
+              }
+              cd.done();
+            });
+          }
+          cd.wait();
+        };
+        ping_pong(kPairs, per_pair, 0);
+        ping_pong(1, slow_rounds, 10);
       },
       {.maxprocs = 2});
-  EXPECT_EQ(handoffs.load(), 2 * kPairs * per_pair);
+  std::printf("%lld handoffs, %lld of them resumed the wakee on another P\n", static_cast<long long>(handoffs.load()),
+              static_cast<long long>(cross.load()));
+  EXPECT_EQ(handoffs.load(), 2 * kPairs * per_pair + 2 * slow_rounds);
   EXPECT_GT(cross.load(), 0) << "no handoff crossed Ps";
 }
 
@@ -435,6 +443,7 @@ TEST(Idle, UsesNoCpuWithNothingRunnable) {
         t.join();
       },
       {.maxprocs = 2});
+  std::printf("idle: %.2f ms of CPU over 1 s\n", cpu_ms);
   EXPECT_LE(cpu_ms, 20.0) << "the process used " << cpu_ms << " ms of CPU over 1 s with nothing to run";
 }
 
@@ -464,6 +473,8 @@ TEST(Scale, MillionGoroutinesAlive) {
         cd.wait();
       },
       {.maxprocs = 2});
+  std::printf("%lld goroutines alive: %d mappings (%d before), guard markers: %s\n", static_cast<long long>(n),
+              maps_alive, maps_before, goro::testing::stack_guard_markers() ? "yes" : "no");
   EXPECT_EQ(alive, n + 1);
   if (goro::runtime::san::kTsan) {
     // TSan maps memory of its own for every fiber (one per goroutine);
@@ -519,6 +530,7 @@ TEST(Scale, IdleRuntimeGivesStacksBack) {
         after_idle = goro::testing::free_gs_with_stacks();
       },
       {.maxprocs = 2});
+  std::printf("free Gs with stacks: %d after the burst, %d after idling\n", after_burst, after_idle);
   if (n > 8192) {
     EXPECT_GT(after_burst, 4096) << "the burst's stacks were kept for reuse at first";
   }
