@@ -2,5 +2,6 @@
 // goro is Go's runtime scheduler (G/M/P, work stealing, gopark/goready) for C++20.
 #pragma once
 
+#include <goro/chan.hpp>
 #include <goro/debug.hpp>
 #include <goro/runtime.hpp>

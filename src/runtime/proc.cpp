@@ -20,6 +20,7 @@
 #include <string>
 
 #include "goro/debug.hpp"
+#include "hchan.hpp"
 #include "os.hpp"
 #include "panic.hpp"
 #include "san.hpp"
@@ -1022,6 +1023,12 @@ void teardown() {
   m0 = nullptr;
   {
     MutexGuard l(allglock);
+    // Goroutines abandoned while blocked on channels leave their queues:
+    // the channels may outlive the run, and plain threads may use them.
+    for (G* gp : allgs) {
+      if (gp->waiting != nullptr) chan_detach_abandoned(gp);
+    }
+    sudogfreeall();
     for (G* gp : allgs) {
       san::unpoison(gp->stack.lo, gp->stack.hi - gp->stack.lo);
       if (san::kTsan) san::tsan_destroy_fiber(gp->sched.fiber);

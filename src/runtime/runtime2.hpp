@@ -19,6 +19,7 @@ namespace goro::runtime {
 
 struct M;
 struct P;
+struct Sudog;
 
 // G status (runtime2.go). The legal transitions, checked by casgstatus:
 //
@@ -88,6 +89,13 @@ struct G {
   detail::EntryFn entry = nullptr;
   void* closure = nullptr;  // the go() closure at the top of the stack
   void* asan_fake_stack = nullptr;
+  // Blocking on channels and select (Go's g.waiting, g.param, g.selectDone).
+  Sudog* waiting = nullptr;  // sudogs this G is queued with, linked by waitlink
+  Sudog* param = nullptr;    // the sudog whose operation woke it (nullptr: a close)
+  std::atomic<std::uint32_t> selectDone{0};
+  // Non-null for the stand-in G of a plain thread (chan.cpp): it blocks on
+  // this note instead of parking, and is never scheduled.
+  Note* threadnote = nullptr;
 };
 
 using GQueue = GQueueT<G>;
@@ -145,6 +153,7 @@ struct P {
     std::atomic<std::int32_t> n{0};  // owner writes; gcount reads racily
   } gFree;
   PCounters counters;
+  std::vector<Sudog*> sudogcache;  // Go's p.sudogcache
 };
 
 // A bitmask with one bit per P, read without locks (Go's pMask).

@@ -1,0 +1,430 @@
+// chan.cpp — channels: make, send, receive, close, and the sudogs and
+// waiters that block on them.
+// Invariants: a value goes straight from a parked sender to a receiver (or
+// the other way) without passing the buffer; every wakeup of a waiter is
+// decided under the channel's lock and delivered after it is released.
+// Mirrors chan.go (and proc.go's acquireSudog/releaseSudog).
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "hchan.hpp"
+#include "panic.hpp"
+#include "proc.hpp"
+
+namespace goro::runtime {
+
+// ---------------------------------------------------------------------------
+// Sudogs
+
+namespace {
+
+constexpr std::size_t kSudogCacheMax = 128;
+
+struct SudogCentral {
+  Mutex lock;
+  std::vector<Sudog*> free;  // the central cache
+  std::vector<Sudog*> all;   // every sudog allocated in this run
+} central;
+
+}  // namespace
+
+Sudog* acquireSudog() {
+  P* pp = getg()->m->p;
+  if (pp->sudogcache.empty()) {
+    // Refill half the local cache from the central one, or allocate.
+    MutexGuard l(central.lock);
+    while (pp->sudogcache.size() < kSudogCacheMax / 2 && !central.free.empty()) {
+      pp->sudogcache.push_back(central.free.back());
+      central.free.pop_back();
+    }
+    if (pp->sudogcache.empty()) {
+      Sudog* s = new Sudog;
+      central.all.push_back(s);
+      pp->sudogcache.push_back(s);
+    }
+  }
+  Sudog* s = pp->sudogcache.back();
+  pp->sudogcache.pop_back();
+  return s;
+}
+
+void releaseSudog(Sudog* s) {
+  if (s->elem != nullptr || s->next != nullptr || s->prev != nullptr || s->waitlink != nullptr) {
+    detail::fatal("releaseSudog: sudog still in use");
+  }
+  *s = Sudog{};
+  P* pp = getg()->m->p;
+  if (pp->sudogcache.size() == kSudogCacheMax) {
+    // Move half the local cache to the central one.
+    MutexGuard l(central.lock);
+    while (pp->sudogcache.size() > kSudogCacheMax / 2) {
+      central.free.push_back(pp->sudogcache.back());
+      pp->sudogcache.pop_back();
+    }
+  }
+  pp->sudogcache.push_back(s);
+}
+
+void sudogfreeall() {
+  MutexGuard l(central.lock);
+  for (Sudog* s : central.all) delete s;
+  central.all.clear();
+  central.all.shrink_to_fit();
+  central.free.clear();
+  central.free.shrink_to_fit();
+}
+
+// ---------------------------------------------------------------------------
+// Waiters: goroutines park, plain threads sleep on a note.
+
+namespace {
+
+struct ThreadWaiter {
+  Note note;
+  G g;
+  ThreadWaiter() { g.threadnote = &note; }
+};
+
+}  // namespace
+
+G* current_waiter() {
+  if (G* gp = getg()) return gp;
+  static thread_local ThreadWaiter tw;
+  return &tw.g;
+}
+
+void park_waiter(G* gp, bool (*unlockf)(G*, void*), void* lock, WaitReason reason) {
+  if (gp->threadnote == nullptr) {
+    gopark(unlockf, lock, reason);
+    return;
+  }
+  // The note was cleared before gp was made visible to wakers.
+  if (unlockf != nullptr && !unlockf(gp, lock)) return;
+  gp->threadnote->sleep();
+}
+
+void ready_waiter(G* gp) {
+  if (gp->threadnote != nullptr) {
+    gp->threadnote->wakeup();
+  } else {
+    goready(gp);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Wait queues
+
+void WaitQ::enqueue(Sudog* sg) {
+  sg->next = nullptr;
+  sg->prev = last;
+  if (last != nullptr) {
+    last->next = sg;
+  } else {
+    first.store(sg, std::memory_order_relaxed);
+  }
+  last = sg;
+}
+
+Sudog* WaitQ::dequeue() {
+  for (;;) {
+    Sudog* sg = first.load(std::memory_order_relaxed);
+    if (sg == nullptr) return nullptr;
+    Sudog* y = sg->next;
+    first.store(y, std::memory_order_relaxed);
+    if (y != nullptr) {
+      y->prev = nullptr;
+    } else {
+      last = nullptr;
+    }
+    sg->next = sg->prev = nullptr;
+    // A select is woken once: if another case won the race (selectDone),
+    // this sudog is stale; the select removes it from this queue itself
+    // in its pass 3, and we move on.
+    if (sg->isSelect) {
+      std::uint32_t zero = 0;
+      if (!sg->g->selectDone.compare_exchange_strong(zero, 1)) continue;
+    }
+    return sg;
+  }
+}
+
+void WaitQ::dequeueSudoG(Sudog* sg) {
+  Sudog* x = sg->prev;
+  Sudog* y = sg->next;
+  if (x != nullptr) {
+    if (y != nullptr) {
+      x->next = y;
+      y->prev = x;
+    } else {
+      x->next = nullptr;
+      last = x;
+    }
+  } else if (y != nullptr) {
+    y->prev = nullptr;
+    first.store(y, std::memory_order_relaxed);
+  } else if (first.load(std::memory_order_relaxed) == sg) {
+    first.store(nullptr, std::memory_order_relaxed);
+    last = nullptr;
+  }
+  // else: not on this queue (already dequeued)
+  sg->next = sg->prev = nullptr;
+}
+
+// ---------------------------------------------------------------------------
+// Operations
+
+namespace {
+
+void unlock_chan(void* c) { static_cast<hchan*>(c)->lock.unlock(); }
+
+// On g0 (or the thread) after the waiter is committed to block: release
+// the channel (Go's chanparkcommit).
+bool chanparkcommit(G*, void* lock) {
+  static_cast<Mutex*>(lock)->unlock();
+  return true;
+}
+
+// A nil channel: block forever.
+[[noreturn]] void block_forever(WaitReason reason) {
+  G* gp = current_waiter();
+  for (;;) {
+    if (gp->threadnote != nullptr) gp->threadnote->clear();
+    park_waiter(gp, nullptr, nullptr, reason);
+  }
+}
+
+bool full(const hchan* c) {
+  if (c->dataqsiz == 0) return c->recvq.empty();
+  return c->qcount.load(std::memory_order_relaxed) == c->dataqsiz;
+}
+
+bool empty(const hchan* c) {
+  if (c->dataqsiz == 0) return c->sendq.empty();
+  return c->qcount.load(std::memory_order_relaxed) == 0;
+}
+
+// Block the current waiter on queue q of c (locked): the common tail of a
+// blocking send and receive. Returns sudog.success.
+bool block_on(hchan* c, WaitQ& q, void* ep, WaitReason reason) {
+  G* gp = current_waiter();
+  Sudog local;  // a plain thread's sudog lives on its own stack
+  Sudog* mysg = gp->threadnote != nullptr ? &local : acquireSudog();
+  if (gp->threadnote != nullptr) gp->threadnote->clear();
+  mysg->elem = ep;
+  mysg->g = gp;
+  mysg->isSelect = false;
+  mysg->c = c;
+  gp->waiting = mysg;
+  gp->param = nullptr;
+  q.enqueue(mysg);
+  park_waiter(gp, &chanparkcommit, &c->lock, reason);
+  // Woken by the other side or by close.
+  if (gp->param != mysg) detail::fatal("chan: woken by the wrong sudog");
+  gp->waiting = nullptr;
+  gp->param = nullptr;
+  bool success = mysg->success;
+  mysg->elem = nullptr;
+  mysg->c = nullptr;
+  if (mysg != &local) releaseSudog(mysg);
+  return success;
+}
+
+}  // namespace
+
+void chan_send_locked(hchan* c, Sudog* sg, void* ep, void (*unlockf)(void*), void* arg) {
+  if (sg->elem != nullptr) {
+    // Straight into the receiver's storage: never through the buffer.
+    c->et->move_construct(sg->elem, ep);
+    sg->elem = nullptr;
+  }
+  G* gp = sg->g;
+  unlockf(arg);
+  gp->param = sg;
+  sg->success = true;
+  ready_waiter(gp);
+}
+
+void chan_recv_locked(hchan* c, Sudog* sg, void* ep, void (*unlockf)(void*), void* arg) {
+  if (c->dataqsiz == 0) {
+    if (ep != nullptr) c->et->move_construct(ep, sg->elem);
+  } else {
+    // The buffer is full: take its head, and put the sender's value in the
+    // freed slot (head and tail are the same slot then).
+    void* qp = c->slot(c->recvx);
+    if (ep != nullptr) c->et->move_construct(ep, qp);
+    c->et->destroy(qp);
+    c->et->move_construct(qp, sg->elem);
+    if (++c->recvx == c->dataqsiz) c->recvx = 0;
+    c->sendx = c->recvx;
+  }
+  sg->elem = nullptr;
+  G* gp = sg->g;
+  unlockf(arg);
+  gp->param = sg;
+  sg->success = true;
+  ready_waiter(gp);
+}
+
+void chan_detach_abandoned(G* gp) {
+  for (Sudog* sg = gp->waiting; sg != nullptr;) {
+    Sudog* next = sg->waitlink;
+    hchan* c = sg->c;
+    if (c != nullptr) {
+      MutexGuard l(c->lock);
+      c->recvq.dequeueSudoG(sg);
+      c->sendq.dequeueSudoG(sg);
+    }
+    sg->waitlink = nullptr;
+    sg = next;
+  }
+  gp->waiting = nullptr;
+}
+
+}  // namespace goro::runtime
+
+namespace goro::detail {
+
+using namespace goro::runtime;
+
+hchan* makechan(const ElemType* t, std::size_t cap) {
+  if (t->size != 0 && cap > (std::size_t{1} << 40) / t->size) {
+    throw std::length_error("goro::Chan: capacity " + std::to_string(cap) + " is out of range");
+  }
+  auto* c = new hchan;
+  c->et = t;
+  c->dataqsiz = cap;
+  if (cap > 0) {
+    std::size_t align = t->align < alignof(std::max_align_t) ? alignof(std::max_align_t) : t->align;
+    std::size_t bytes = (t->size * cap + align - 1) / align * align;
+    c->buf = static_cast<unsigned char*>(::operator new(bytes == 0 ? align : bytes, std::align_val_t(align)));
+  }
+  return c;
+}
+
+void chanretain(hchan* c) noexcept { c->refs.fetch_add(1, std::memory_order_relaxed); }
+
+void chanrelease(hchan* c) noexcept {
+  if (c->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  // The last handle: destroy the buffered values.
+  for (std::size_t n = c->qcount.load(), i = c->recvx; n > 0; n--) {
+    c->et->destroy(c->slot(i));
+    if (++i == c->dataqsiz) i = 0;
+  }
+  if (c->buf != nullptr) {
+    std::size_t align = c->et->align < alignof(std::max_align_t) ? alignof(std::max_align_t) : c->et->align;
+    ::operator delete(c->buf, std::align_val_t(align));
+  }
+  delete c;
+}
+
+bool chansend(hchan* c, void* ep, bool block) {
+  if (c == nullptr) {
+    if (!block) return false;
+    block_forever(WaitReason::chan_send_nil);
+  }
+  // Fast path: fail a non-blocking send without the lock. A closed
+  // channel is reported below, under the lock.
+  if (!block && c->closed.load(std::memory_order_relaxed) == 0 && full(c)) return false;
+
+  c->lock.lock();
+  if (c->closed.load(std::memory_order_relaxed) != 0) {
+    c->lock.unlock();
+    throw ChannelClosed("send on closed channel");
+  }
+  if (Sudog* sg = c->recvq.dequeue()) {
+    // A waiting receiver: hand the value straight to it.
+    chan_send_locked(c, sg, ep, &unlock_chan, c);
+    return true;
+  }
+  std::size_t q = c->qcount.load(std::memory_order_relaxed);
+  if (q < c->dataqsiz) {
+    c->et->move_construct(c->slot(c->sendx), ep);
+    if (++c->sendx == c->dataqsiz) c->sendx = 0;
+    c->qcount.store(q + 1, std::memory_order_relaxed);
+    c->lock.unlock();
+    return true;
+  }
+  if (!block) {
+    c->lock.unlock();
+    return false;
+  }
+  if (!block_on(c, c->sendq, ep, WaitReason::chan_send)) throw ChannelClosed("send on closed channel");
+  return true;
+}
+
+RecvResult chanrecv(hchan* c, void* ep, bool block) {
+  if (c == nullptr) {
+    if (!block) return {false, false};
+    block_forever(WaitReason::chan_receive_nil);
+  }
+  // Fast path: a non-blocking receive on an empty channel. The order of
+  // the two loads matters (Go's chanrecv explains): empty, then closed.
+  if (!block && empty(c)) {
+    if (c->closed.load(std::memory_order_acquire) == 0) return {false, false};
+    if (empty(c)) return {true, false};
+  }
+
+  c->lock.lock();
+  std::size_t q = c->qcount.load(std::memory_order_relaxed);
+  if (c->closed.load(std::memory_order_relaxed) != 0 && q == 0) {
+    c->lock.unlock();
+    return {true, false};
+  }
+  if (Sudog* sg = c->sendq.dequeue()) {
+    // A waiting sender: take its value (through the buffer's head if the
+    // channel is buffered, which is then full).
+    chan_recv_locked(c, sg, ep, &unlock_chan, c);
+    return {true, true};
+  }
+  if (q > 0) {
+    void* qp = c->slot(c->recvx);
+    c->et->move_construct(ep, qp);
+    c->et->destroy(qp);
+    if (++c->recvx == c->dataqsiz) c->recvx = 0;
+    c->qcount.store(q - 1, std::memory_order_relaxed);
+    c->lock.unlock();
+    return {true, true};
+  }
+  if (!block) {
+    c->lock.unlock();
+    return {false, false};
+  }
+  bool success = block_on(c, c->recvq, ep, WaitReason::chan_receive);
+  return {true, success};
+}
+
+void closechan(hchan* c) {
+  if (c == nullptr) throw std::logic_error("close of nil channel");
+  std::vector<G*> wake;
+  c->lock.lock();
+  if (c->closed.load(std::memory_order_relaxed) != 0) {
+    c->lock.unlock();
+    throw ChannelClosed("close of closed channel");
+  }
+  c->closed.store(1, std::memory_order_release);
+  // Release every receiver (they get "closed") and every sender (they
+  // throw). Ready them only after the lock is released.
+  while (Sudog* sg = c->recvq.dequeue()) {
+    sg->elem = nullptr;
+    sg->success = false;
+    sg->g->param = sg;
+    wake.push_back(sg->g);
+  }
+  while (Sudog* sg = c->sendq.dequeue()) {
+    sg->elem = nullptr;
+    sg->success = false;
+    sg->g->param = sg;
+    wake.push_back(sg->g);
+  }
+  c->lock.unlock();
+  for (G* gp : wake) ready_waiter(gp);
+}
+
+std::size_t chanlen(const hchan* c) noexcept { return c == nullptr ? 0 : c->qcount.load(std::memory_order_relaxed); }
+
+std::size_t chancap(const hchan* c) noexcept { return c == nullptr ? 0 : c->dataqsiz; }
+
+}  // namespace goro::detail

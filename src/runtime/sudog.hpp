@@ -1,0 +1,48 @@
+// sudog.hpp — a G waiting on a channel (or in a select), and the waiters
+// that block plain threads the way gopark blocks goroutines.
+// Invariants: a sudog is on at most one wait queue; it is owned by its G
+// while off the queue. Sudogs come from a per-P cache (Go's
+// acquireSudog/releaseSudog), threads' from their own stack.
+// Mirrors runtime2.go (sudog) and proc.go (acquireSudog, releaseSudog).
+#pragma once
+
+#include <cstdint>
+
+#include "runtime2.hpp"
+
+namespace goro::detail {
+struct hchan;
+}
+
+namespace goro::runtime {
+
+using detail::hchan;
+
+struct Sudog {
+  G* g = nullptr;
+  Sudog* next = nullptr;  // wait queue links
+  Sudog* prev = nullptr;
+  void* elem = nullptr;       // data element: the sender's value, or the receiver's storage
+  Sudog* waitlink = nullptr;  // g.waiting list (select)
+  hchan* c = nullptr;         // the channel
+  std::uint32_t ticket = 0;   // select: the case index
+  bool isSelect = false;      // g is in a select: g.selectDone decides who wins
+  bool success = false;       // woken by a completed operation (false: by close)
+};
+
+Sudog* acquireSudog();
+void releaseSudog(Sudog* s);
+// At the end of a run: free every sudog.
+void sudogfreeall();
+
+// The blocking side, for goroutines and plain threads alike.
+// current_waiter: the current G, or the calling thread's stand-in G.
+G* current_waiter();
+// Blocks gp (the current waiter). For a goroutine this is gopark; for a
+// thread, unlockf runs (if it returns false the thread does not block),
+// then the thread sleeps until ready_waiter.
+void park_waiter(G* gp, bool (*unlockf)(G*, void*), void* lock, WaitReason reason);
+// Wakes a waiter blocked by park_waiter (goready for a goroutine).
+void ready_waiter(G* gp);
+
+}  // namespace goro::runtime
