@@ -60,10 +60,12 @@ struct Slot {
   alignas(T) unsigned char bytes[sizeof(T)];
   void* ptr() { return bytes; }
   std::optional<T> take(bool constructed) {
-    if (!constructed) return std::nullopt;
-    T* p = std::launder(reinterpret_cast<T*>(bytes));
-    std::optional<T> v(std::move(*p));
-    p->~T();
+    std::optional<T> v;
+    if (constructed) {
+      T* p = std::launder(reinterpret_cast<T*>(bytes));
+      v.emplace(std::move(*p));
+      p->~T();
+    }
     return v;
   }
 };

@@ -5,3 +5,4 @@
 #include <goro/chan.hpp>
 #include <goro/debug.hpp>
 #include <goro/runtime.hpp>
+#include <goro/select.hpp>
