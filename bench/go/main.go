@@ -27,6 +27,13 @@ var benchmarks = []benchmark{
 	{"park_ready/procs:1", 1, parkReadyRun},
 	{"park_ready/procs:2", 2, parkReadyRun},
 	{"skynet/procs:2", 2, skynetRun},
+	{"chan_pingpong/procs:1", 1, chanPingPongRun},
+	{"chan_pingpong/procs:2", 2, chanPingPongRun},
+	{"chan_prodcons_1x1/procs:2", 2, chanProdCons1x1Run},
+	{"chan_prodcons_4x4/procs:2", 2, chanProdCons4x4Run},
+	{"skynet_chan/procs:2", 2, skynetChanRun},
+	{"mutex_contended/procs:2", 2, mutexContendedRun},
+	{"select4/procs:1", 1, select4Run},
 }
 
 type result struct {

@@ -132,3 +132,226 @@ func skynetRun(scale float64) (time.Duration, int64) {
 	}
 	return elapsed, 1
 }
+
+// chanPingPongRun: A sends i on ping and waits for the reply on pong; B
+// echoes every value back. Both channels are unbuffered. One op is one round
+// trip (two channel handoffs).
+func chanPingPongRun(scale float64) (time.Duration, int64) {
+	n := scaled(1000000, scale)
+	ping := make(chan int)
+	pong := make(chan int)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	start := time.Now()
+	go func() { // A
+		defer wg.Done()
+		for i := 0; i < int(n); i++ {
+			ping <- i
+			<-pong
+		}
+	}()
+	go func() { // B
+		defer wg.Done()
+		for i := 0; i < int(n); i++ {
+			v := <-ping
+			pong <- v
+		}
+	}()
+	wg.Wait()
+	return time.Since(start), n
+}
+
+const prodConsBuffer = 128
+
+// chanProdCons1x1Run: one producer sends n ints into a buffered channel, one
+// consumer receives them all. One op is one item.
+func chanProdCons1x1Run(scale float64) (time.Duration, int64) {
+	n := scaled(4000000, scale)
+	c := make(chan int, prodConsBuffer)
+	var wg sync.WaitGroup
+	var sum int64
+	wg.Add(2)
+	start := time.Now()
+	go func() { // producer
+		defer wg.Done()
+		for i := 0; i < int(n); i++ {
+			c <- i
+		}
+	}()
+	go func() { // consumer
+		defer wg.Done()
+		var s int64
+		for i := int64(0); i < n; i++ {
+			s += int64(<-c)
+		}
+		sum = s
+	}()
+	wg.Wait()
+	elapsed := time.Since(start)
+	if want := n * (n - 1) / 2; sum != want {
+		fmt.Fprintf(os.Stderr, "gobench: chan_prodcons_1x1 received sum %d, want %d\n", sum, want)
+		os.Exit(1)
+	}
+	return elapsed, n
+}
+
+const prodConsWorkers = 4
+
+// chanProdCons4x4Run: 4 producers each send n/4 ints into one buffered
+// channel, which is closed once all producers are done; 4 consumers receive
+// until it is closed. One op is one item.
+func chanProdCons4x4Run(scale float64) (time.Duration, int64) {
+	per := scaled(4000000, scale) / prodConsWorkers
+	if per < 1 {
+		per = 1
+	}
+	n := per * prodConsWorkers
+	c := make(chan int, prodConsBuffer)
+	var producers, consumers sync.WaitGroup
+	var received int64
+	producers.Add(prodConsWorkers)
+	consumers.Add(prodConsWorkers)
+	start := time.Now()
+	for p := 0; p < prodConsWorkers; p++ {
+		go func() {
+			defer producers.Done()
+			for i := 0; i < int(per); i++ {
+				c <- i
+			}
+		}()
+	}
+	for q := 0; q < prodConsWorkers; q++ {
+		go func() {
+			defer consumers.Done()
+			var got int64
+			for range c {
+				got++
+			}
+			atomic.AddInt64(&received, got)
+		}()
+	}
+	producers.Wait()
+	close(c)
+	consumers.Wait()
+	elapsed := time.Since(start)
+	if received != n {
+		fmt.Fprintf(os.Stderr, "gobench: chan_prodcons_4x4 received %d items, want %d\n", received, n)
+		os.Exit(1)
+	}
+	return elapsed, n
+}
+
+// skynetChan is skynet with channels: every node sends its sum on c; an inner
+// node collects its div children's sums from a channel buffered with div.
+func skynetChan(c chan int64, num, size, div int64) {
+	if size == 1 {
+		c <- num
+		return
+	}
+	rc := make(chan int64, div)
+	for i := int64(0); i < div; i++ {
+		go skynetChan(rc, num+i*size/div, size/div, div)
+	}
+	var sum int64
+	for i := int64(0); i < div; i++ {
+		sum += <-rc
+	}
+	c <- sum
+}
+
+// skynetChanRun: one whole root run is the op.
+func skynetChanRun(scale float64) (time.Duration, int64) {
+	size := skynetSize(scale)
+	root := make(chan int64, 1) // buffered: the root's final send must not block
+	start := time.Now()
+	skynetChan(root, 0, size, skynetDiv) // the root runs on main, like skynet's
+	got := <-root
+	elapsed := time.Since(start)
+	if want := size * (size - 1) / 2; got != want {
+		fmt.Fprintf(os.Stderr, "gobench: skynet_chan(0, %d, %d) = %d, want %d\n", size, skynetDiv, got, want)
+		os.Exit(1)
+	}
+	return elapsed, 1
+}
+
+const mutexWorkers = 4
+
+// mutexContendedRun: 4 goroutines each lock, increment a shared counter and
+// unlock n/4 times. One op is one Lock/Unlock pair.
+func mutexContendedRun(scale float64) (time.Duration, int64) {
+	per := scaled(4000000, scale) / mutexWorkers
+	if per < 1 {
+		per = 1
+	}
+	n := per * mutexWorkers
+	var mu sync.Mutex
+	var counter int64
+	var wg sync.WaitGroup
+	wg.Add(mutexWorkers)
+	start := time.Now()
+	for g := 0; g < mutexWorkers; g++ {
+		go func() {
+			defer wg.Done()
+			for i := int64(0); i < per; i++ {
+				mu.Lock()
+				counter++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if counter != n {
+		fmt.Fprintf(os.Stderr, "gobench: mutex_contended counter = %d, want %d\n", counter, n)
+		os.Exit(1)
+	}
+	return elapsed, n
+}
+
+// select4Run: a sender does n selects over sends on 4 unbuffered channels, a
+// receiver does n selects over receives from the same 4 channels. One op is
+// one transfer (one select on each side).
+func select4Run(scale float64) (time.Duration, int64) {
+	n := scaled(1000000, scale)
+	c0 := make(chan int)
+	c1 := make(chan int)
+	c2 := make(chan int)
+	c3 := make(chan int)
+	var wg sync.WaitGroup
+	var sum int64
+	wg.Add(2)
+	start := time.Now()
+	go func() { // sender
+		defer wg.Done()
+		for i := 0; i < int(n); i++ {
+			select {
+			case c0 <- i:
+			case c1 <- i:
+			case c2 <- i:
+			case c3 <- i:
+			}
+		}
+	}()
+	go func() { // receiver
+		defer wg.Done()
+		var s int64
+		for i := int64(0); i < n; i++ {
+			var v int
+			select {
+			case v = <-c0:
+			case v = <-c1:
+			case v = <-c2:
+			case v = <-c3:
+			}
+			s += int64(v)
+		}
+		sum = s
+	}()
+	wg.Wait()
+	elapsed := time.Since(start)
+	if want := n * (n - 1) / 2; sum != want {
+		fmt.Fprintf(os.Stderr, "gobench: select4 received sum %d, want %d\n", sum, want)
+		os.Exit(1)
+	}
+	return elapsed, n
+}

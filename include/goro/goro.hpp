@@ -6,3 +6,4 @@
 #include <goro/debug.hpp>
 #include <goro/runtime.hpp>
 #include <goro/select.hpp>
+#include <goro/sync.hpp>

@@ -1,0 +1,213 @@
+// sema.cpp — the semaphore table (a root per address hash, each a list of
+// waiting sudogs) and the notify list.
+// Invariants: root.nwait counts queued waiters, so a release with nobody
+// waiting never takes the lock; a woken waiter re-checks the count unless
+// the count was handed to it (ticket). Mirrors sema.go.
+#include "sema.hpp"
+
+#include "panic.hpp"
+#include "proc.hpp"
+
+namespace goro::runtime {
+namespace {
+
+constexpr std::size_t kSemTabSize = 251;
+
+struct SemaRoot {
+  Mutex lock;
+  Sudog* head = nullptr;  // waiters of every address hashing here, FIFO
+  Sudog* tail = nullptr;
+  std::atomic<std::uint32_t> nwait{0};
+};
+
+struct alignas(64) SemaRootPadded {
+  SemaRoot root;
+};
+SemaRootPadded semtable[kSemTabSize];
+
+SemaRoot* semroot(const void* addr) {
+  return &semtable[(reinterpret_cast<std::uintptr_t>(addr) >> 3) % kSemTabSize].root;
+}
+
+bool cansemacquire(std::atomic<std::uint32_t>* addr) {
+  std::uint32_t v = addr->load(std::memory_order_relaxed);
+  for (;;) {
+    if (v == 0) return false;
+    if (addr->compare_exchange_weak(v, v - 1, std::memory_order_acquire)) return true;
+  }
+}
+
+void queue(SemaRoot* r, Sudog* s, bool lifo) {
+  if (lifo) {
+    s->next = r->head;
+    s->prev = nullptr;
+    if (r->head != nullptr) r->head->prev = s;
+    r->head = s;
+    if (r->tail == nullptr) r->tail = s;
+  } else {
+    s->next = nullptr;
+    s->prev = r->tail;
+    if (r->tail != nullptr) r->tail->next = s;
+    r->tail = s;
+    if (r->head == nullptr) r->head = s;
+  }
+}
+
+// The first waiter on addr, removed from the root's list.
+Sudog* dequeue(SemaRoot* r, const void* addr) {
+  for (Sudog* s = r->head; s != nullptr; s = s->next) {
+    if (s->elem != addr) continue;
+    if (s->prev != nullptr)
+      s->prev->next = s->next;
+    else
+      r->head = s->next;
+    if (s->next != nullptr)
+      s->next->prev = s->prev;
+    else
+      r->tail = s->prev;
+    s->next = s->prev = nullptr;
+    return s;
+  }
+  return nullptr;
+}
+
+bool unlock_mutex(G*, void* m) {
+  static_cast<Mutex*>(m)->unlock();
+  return true;
+}
+
+}  // namespace
+
+void semacquire(std::atomic<std::uint32_t>* addr, bool lifo, WaitReason reason) {
+  if (cansemacquire(addr)) return;
+  G* gp = current_waiter();
+  bool thread = gp->threadnote != nullptr;
+  Sudog local;
+  Sudog* s = thread ? &local : acquireSudog();
+  SemaRoot* root = semroot(addr);
+  for (;;) {
+    root->lock.lock();
+    // Add ourselves to nwait to disable the "easy case" in semrelease.
+    root->nwait.fetch_add(1, std::memory_order_seq_cst);
+    // Check cansemacquire to avoid a missed wakeup.
+    if (cansemacquire(addr)) {
+      root->nwait.fetch_sub(1);
+      root->lock.unlock();
+      break;
+    }
+    // Any semrelease after the cansemacquire knows we're waiting (we set
+    // nwait above), so go to sleep.
+    s->g = gp;
+    s->elem = addr;
+    s->ticket = 0;
+    if (thread) gp->threadnote->clear();
+    queue(root, s, lifo);
+    park_waiter(gp, &unlock_mutex, &root->lock, reason);
+    if (s->ticket != 0 || cansemacquire(addr)) break;
+  }
+  s->elem = nullptr;
+  s->g = nullptr;
+  if (!thread) releaseSudog(s);
+}
+
+void semrelease(std::atomic<std::uint32_t>* addr, bool handoff) {
+  SemaRoot* root = semroot(addr);
+  addr->fetch_add(1, std::memory_order_seq_cst);
+  // Easy case: no waiters? This check must happen after the add, to avoid
+  // a missed wakeup (see the loop in semacquire).
+  if (root->nwait.load(std::memory_order_seq_cst) == 0) return;
+  root->lock.lock();
+  if (root->nwait.load(std::memory_order_relaxed) == 0) {
+    // The count is already consumed by another goroutine.
+    root->lock.unlock();
+    return;
+  }
+  Sudog* s = dequeue(root, addr);
+  if (s != nullptr) root->nwait.fetch_sub(1);
+  root->lock.unlock();
+  if (s == nullptr) return;
+  G* gp = s->g;
+  bool handed = handoff && cansemacquire(addr);
+  if (handed) s->ticket = 1;
+  ready_waiter(gp);  // s belongs to the waiter again: not touched below
+  if (handed) {
+    // Direct handoff: yield so the waiter runs right away (Go's goyield;
+    // the waiter is in our runnext).
+    G* me = getg();
+    if (me != nullptr && me != me->m->g0) goro::yield();
+  }
+}
+
+std::uint32_t notifyListAdd(NotifyList* l) { return l->wait.fetch_add(1, std::memory_order_acq_rel); }
+
+void notifyListWait(NotifyList* l, std::uint32_t t) {
+  l->lock.lock();
+  // Return right away if this ticket has already been notified.
+  if (static_cast<std::int32_t>(t - l->notify) < 0) {
+    l->lock.unlock();
+    return;
+  }
+  G* gp = current_waiter();
+  bool thread = gp->threadnote != nullptr;
+  Sudog local;
+  Sudog* s = thread ? &local : acquireSudog();
+  s->g = gp;
+  s->ticket = t;
+  s->next = nullptr;
+  if (l->tail == nullptr) {
+    l->head = s;
+  } else {
+    l->tail->next = s;
+  }
+  l->tail = s;
+  if (thread) gp->threadnote->clear();
+  park_waiter(gp, &unlock_mutex, &l->lock, WaitReason::sync_cond_wait);
+  s->g = nullptr;
+  s->next = nullptr;
+  if (!thread) releaseSudog(s);
+}
+
+void notifyListNotifyAll(NotifyList* l) {
+  if (l->wait.load(std::memory_order_acquire) == l->notify) return;  // fast path: no new waiters
+  l->lock.lock();
+  Sudog* s = l->head;
+  l->head = l->tail = nullptr;
+  l->notify = l->wait.load(std::memory_order_acquire);
+  l->lock.unlock();
+  while (s != nullptr) {
+    Sudog* next = s->next;
+    s->next = nullptr;
+    ready_waiter(s->g);
+    s = next;
+  }
+}
+
+void notifyListNotifyOne(NotifyList* l) {
+  if (l->wait.load(std::memory_order_acquire) == l->notify) return;
+  l->lock.lock();
+  std::uint32_t t = l->notify;
+  if (t == l->wait.load(std::memory_order_acquire)) {
+    l->lock.unlock();
+    return;
+  }
+  l->notify = t + 1;
+  // The waiter with ticket t may not have queued itself yet; then it will
+  // see the ticket notified in notifyListWait and not sleep.
+  for (Sudog *p = nullptr, *s = l->head; s != nullptr; p = s, s = s->next) {
+    if (s->ticket == t) {
+      Sudog* n = s->next;
+      if (p != nullptr)
+        p->next = n;
+      else
+        l->head = n;
+      if (n == nullptr) l->tail = p;
+      l->lock.unlock();
+      s->next = nullptr;
+      ready_waiter(s->g);
+      return;
+    }
+  }
+  l->lock.unlock();
+}
+
+}  // namespace goro::runtime

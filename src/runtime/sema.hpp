@@ -1,0 +1,35 @@
+// sema.hpp — semaphores that park goroutines (and block plain threads),
+// keyed by address, and the notify list behind Cond.
+// Invariant: a waiter is queued under its root's lock and woken at most
+// once. Mirrors sema.go (semacquire1, semrelease1, notifyList).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "runtime2.hpp"
+#include "sudog.hpp"
+
+namespace goro::runtime {
+
+// Wait until *addr > 0, then decrement it. lifo: queue at the head (a
+// waiter that already waited once, as sync.Mutex does).
+void semacquire(std::atomic<std::uint32_t>* addr, bool lifo, WaitReason reason);
+// Increment *addr and wake one waiter. With handoff the count goes to that
+// waiter directly and the caller yields to it (sync.Mutex starvation mode).
+void semrelease(std::atomic<std::uint32_t>* addr, bool handoff);
+
+// Go's notifyList: tickets make Cond.Signal wake the longest waiter.
+struct NotifyList {
+  std::atomic<std::uint32_t> wait{0};  // ticket of the next waiter (atomic)
+  std::uint32_t notify = 0;            // ticket of the next waiter to notify (under lock)
+  Mutex lock;
+  Sudog* head = nullptr;
+  Sudog* tail = nullptr;
+};
+std::uint32_t notifyListAdd(NotifyList* l);
+void notifyListWait(NotifyList* l, std::uint32_t t);
+void notifyListNotifyOne(NotifyList* l);
+void notifyListNotifyAll(NotifyList* l);
+
+}  // namespace goro::runtime

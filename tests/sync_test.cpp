@@ -1,0 +1,404 @@
+// sync_test.cpp — Mutex, RWMutex, WaitGroup, Once, Cond (sync.cpp,
+// sema.cpp): the intent of Go's sync tests — mutual exclusion, fairness
+// and starvation, writer priority, WaitGroup reuse and misuse, Once with
+// a throwing function, Cond FIFO signalling — from goroutines and plain
+// threads.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <shared_mutex>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "export_test.hpp"
+#include "fixtures.hpp"
+#include "goro/goro.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using goro::Chan;
+using goro::testing::run_checked;
+using goro::testing::scaled;
+
+TEST(Mutex, MutualExclusion) {
+  const int per = static_cast<int>(scaled(100000, 20));
+  run_checked(
+      [per] {
+        goro::Mutex mu;
+        int counter = 0;  // plain int: only ever touched under mu
+        goro::WaitGroup wg;
+        for (int g = 0; g < 8; g++) {
+          wg.add(1);
+          goro::go([&] {
+            for (int i = 0; i < per; i++) {
+              std::lock_guard<goro::Mutex> l(mu);
+              counter++;
+            }
+            wg.done();
+          });
+        }
+        wg.wait();
+        EXPECT_EQ(counter, 8 * per);
+      },
+      {.maxprocs = 2});
+}
+
+TEST(Mutex, TryLockAndMisuse) {
+  goro::Mutex mu;
+  EXPECT_TRUE(mu.try_lock());
+  EXPECT_FALSE(mu.try_lock());
+  mu.unlock();
+  EXPECT_THROW(mu.unlock(), std::logic_error);
+  EXPECT_TRUE(mu.try_lock()) << "a failed unlock must not corrupt the mutex";
+  mu.unlock();
+  std::unique_lock<goro::Mutex> ul(mu, std::try_to_lock);
+  EXPECT_TRUE(ul.owns_lock());
+}
+
+// TestMutexFairness: a goroutine that keeps re-locking cannot keep
+// another out (starvation mode hands the lock over after 1 ms).
+TEST(Mutex, StarvationModeLetsAWaiterIn) {
+  run_checked(
+      [] {
+        goro::Mutex mu;
+        std::atomic<bool> stop{false};
+        goro::WaitGroup wg;
+        wg.add(1);
+        goro::go([&] {
+          while (!stop.load()) {
+            mu.lock();
+            std::this_thread::sleep_for(100us);
+            mu.unlock();
+          }
+          wg.done();
+        });
+        auto start = std::chrono::steady_clock::now();
+        for (int i = 0; i < 10; i++) {
+          std::this_thread::sleep_for(100us);
+          mu.lock();
+          mu.unlock();
+        }
+        auto took = std::chrono::steady_clock::now() - start;
+        stop = true;
+        wg.wait();
+        EXPECT_LT(took, 10s) << "could not acquire the mutex 10 times in 10 seconds";
+      },
+      {.maxprocs = 2});
+}
+
+// Goroutines and plain threads contend on one Mutex and hand work back and
+// forth through channels: nothing is lost.
+TEST(Mutex, SharedWithPlainThreads) {
+  const int n = static_cast<int>(scaled(100000, 20));
+  run_checked(
+      [n] {
+        goro::Mutex mu;
+        long counter = 0;
+        std::vector<std::thread> ts;
+        goro::WaitGroup wg;
+        for (int t = 0; t < 2; t++) {
+          ts.emplace_back([&] {
+            for (int i = 0; i < n / 4; i++) {
+              mu.lock();
+              counter++;
+              mu.unlock();
+            }
+          });
+          wg.add(1);
+          goro::go([&] {
+            for (int i = 0; i < n / 4; i++) {
+              mu.lock();
+              counter++;
+              mu.unlock();
+            }
+            wg.done();
+          });
+        }
+        wg.wait();
+        for (auto& t : ts) t.join();
+        EXPECT_EQ(counter, 4L * (n / 4));
+      },
+      {.maxprocs = 2});
+}
+
+TEST(RWMutex, ReadersShareWritersExclude) {
+  run_checked(
+      [] {
+        goro::RWMutex rw;
+        std::atomic<int> readers{0}, max_readers{0};
+        int value = 0;
+        goro::WaitGroup wg;
+        for (int g = 0; g < 8; g++) {
+          wg.add(1);
+          goro::go([&, g] {
+            for (int i = 0; i < 2000; i++) {
+              if ((i + g) % 10 == 0) {
+                std::lock_guard<goro::RWMutex> l(rw);
+                EXPECT_EQ(readers.load(), 0);
+                value++;
+              } else {
+                std::shared_lock<goro::RWMutex> l(rw);
+                int r = ++readers;
+                int m = max_readers.load();
+                while (r > m && !max_readers.compare_exchange_weak(m, r)) {
+                }
+                if (i % 100 == 0) goro::yield();  // let other readers in
+                --readers;
+              }
+            }
+            wg.done();
+          });
+        }
+        wg.wait();
+        EXPECT_EQ(value, 8 * 200);
+        EXPECT_GT(max_readers.load(), 1) << "readers never held the lock together";
+      },
+      {.maxprocs = 2});
+}
+
+// A writer waiting for readers blocks new readers (Go's writer preference).
+TEST(RWMutex, WaitingWriterBlocksNewReaders) {
+  run_checked([] {
+    goro::RWMutex rw;
+    rw.lock_shared();
+    std::atomic<bool> writer_in{false}, reader2_in{false};
+    goro::go([&] {
+      rw.lock();
+      writer_in = true;
+      rw.unlock();
+    });
+    for (int i = 0; i < 20; i++) goro::yield();  // the writer is now waiting
+    EXPECT_FALSE(rw.try_lock_shared()) << "a new reader got in past a waiting writer";
+    goro::go([&] {
+      rw.lock_shared();
+      reader2_in = true;
+      rw.unlock_shared();
+    });
+    for (int i = 0; i < 20; i++) goro::yield();
+    EXPECT_FALSE(writer_in.load());
+    EXPECT_FALSE(reader2_in.load());
+    rw.unlock_shared();
+    while (!writer_in.load() || !reader2_in.load()) goro::yield();
+  });
+}
+
+TEST(RWMutex, Misuse) {
+  goro::RWMutex rw;
+  EXPECT_THROW(rw.unlock(), std::logic_error);
+  EXPECT_THROW(rw.unlock_shared(), std::logic_error);
+  EXPECT_TRUE(rw.try_lock());
+  EXPECT_FALSE(rw.try_lock_shared());
+  EXPECT_THROW(rw.unlock_shared(), std::logic_error);
+  rw.unlock();
+  EXPECT_TRUE(rw.try_lock_shared());
+  EXPECT_FALSE(rw.try_lock());
+  rw.unlock_shared();
+}
+
+TEST(WaitGroup, WaitsForAllAndCanBeReused) {
+  run_checked(
+      [] {
+        goro::WaitGroup wg;
+        for (int round = 0; round < 3; round++) {
+          std::atomic<int> n{0};
+          for (int i = 0; i < 100; i++) {
+            wg.add(1);
+            goro::go([&] {
+              n++;
+              wg.done();
+            });
+          }
+          wg.wait();
+          EXPECT_EQ(n.load(), 100) << "round " << round;
+        }
+        wg.wait();  // counter 0: returns at once
+      },
+      {.maxprocs = 2});
+}
+
+TEST(WaitGroup, NegativeCounterThrows) {
+  goro::WaitGroup wg;
+  EXPECT_THROW(wg.done(), std::logic_error);
+  wg.add(2);
+  EXPECT_THROW(wg.add(-3), std::logic_error);
+  wg.add(-2);  // the failed add changed nothing
+  wg.wait();
+}
+
+TEST(WaitGroup, ManyWaiters) {
+  run_checked([] {
+    goro::WaitGroup wg, all;
+    wg.add(1);
+    std::atomic<int> woke{0};
+    for (int i = 0; i < 10; i++) {
+      all.add(1);
+      goro::go([&] {
+        wg.wait();
+        woke++;
+        all.done();
+      });
+    }
+    for (int i = 0; i < 10; i++) goro::yield();
+    EXPECT_EQ(woke.load(), 0);
+    wg.done();
+    all.wait();
+    EXPECT_EQ(woke.load(), 10);
+  });
+}
+
+TEST(Once, RunsOnceAcrossGoroutines) {
+  run_checked(
+      [] {
+        goro::Once once;
+        std::atomic<int> calls{0};
+        goro::WaitGroup wg;
+        for (int i = 0; i < 50; i++) {
+          wg.add(1);
+          goro::go([&] {
+            once.call([&] { calls++; });
+            EXPECT_EQ(calls.load(), 1) << "call returned before the function finished";
+            wg.done();
+          });
+        }
+        wg.wait();
+        EXPECT_EQ(calls.load(), 1);
+      },
+      {.maxprocs = 2});
+}
+
+TEST(Once, ThrowingFunctionLeavesItNotDone) {
+  goro::Once once;
+  int calls = 0;
+  EXPECT_THROW(once.call([&] {
+    calls++;
+    throw std::runtime_error("first");
+  }),
+               std::runtime_error);
+  once.call([&] { calls++; });
+  once.call([&] { calls++; });
+  EXPECT_EQ(calls, 2);
+}
+
+// Signal wakes the longest waiter first; broadcast wakes all.
+TEST(Cond, SignalIsFifoAndBroadcastWakesAll) {
+  run_checked([] {
+    goro::Mutex mu;
+    goro::Cond cond(mu);
+    std::vector<int> order;
+    int waiting = 0;
+    goro::WaitGroup wg;
+    constexpr int kN = 5;
+    for (int i = 0; i < kN; i++) {
+      wg.add(1);
+      goro::go([&, i] {
+        std::unique_lock<goro::Mutex> l(mu);
+        waiting++;
+        cond.wait();
+        order.push_back(i);
+        wg.done();
+      });
+      // Let goroutine i queue before i+1 starts.
+      for (;;) {
+        std::lock_guard<goro::Mutex> l(mu);
+        if (waiting == i + 1) break;
+        mu.unlock();
+        goro::yield();
+        mu.lock();
+      }
+    }
+    for (int i = 0; i < kN; i++) {
+      cond.signal();
+      for (;;) {
+        std::lock_guard<goro::Mutex> l(mu);
+        if (static_cast<int>(order.size()) == i + 1) break;
+        mu.unlock();
+        goro::yield();
+        mu.lock();
+      }
+    }
+    wg.wait();
+    for (int i = 0; i < kN; i++) EXPECT_EQ(order[static_cast<std::size_t>(i)], i);
+    // Broadcast.
+    std::atomic<int> woke{0};
+    waiting = 0;
+    for (int i = 0; i < kN; i++) {
+      wg.add(1);
+      goro::go([&] {
+        std::unique_lock<goro::Mutex> l(mu);
+        waiting++;
+        cond.wait();
+        woke++;
+        wg.done();
+      });
+    }
+    for (;;) {
+      std::lock_guard<goro::Mutex> l(mu);
+      if (waiting == kN) break;
+      mu.unlock();
+      goro::yield();
+      mu.lock();
+    }
+    cond.broadcast();
+    wg.wait();
+    EXPECT_EQ(woke.load(), kN);
+  });
+}
+
+TEST(Cond, PlainThreadWaits) {
+  goro::Mutex mu;
+  goro::Cond cond(mu);
+  bool ready = false;
+  std::thread t([&] {
+    std::unique_lock<goro::Mutex> l(mu);
+    while (!ready) cond.wait();
+  });
+  std::this_thread::sleep_for(10ms);
+  {
+    std::lock_guard<goro::Mutex> l(mu);
+    ready = true;
+  }
+  cond.signal();
+  t.join();
+}
+
+// Stress under TSan: all the primitives at once on both cores.
+TEST(SyncStress, Everything) {
+  const int n = static_cast<int>(scaled(20000, 20));
+  run_checked(
+      [n] {
+        goro::Mutex mu;
+        goro::RWMutex rw;
+        goro::Cond cond(mu);
+        long a = 0, b = 0;
+        goro::WaitGroup wg;
+        for (int g = 0; g < 6; g++) {
+          wg.add(1);
+          goro::go([&, g] {
+            for (int i = 0; i < n; i++) {
+              if (g % 2 == 0) {
+                std::lock_guard<goro::Mutex> l(mu);
+                a++;
+                cond.signal();
+              } else if (i % 5 == 0) {
+                std::lock_guard<goro::RWMutex> l(rw);
+                b++;
+              } else {
+                std::shared_lock<goro::RWMutex> l(rw);
+                (void)b;
+              }
+            }
+            wg.done();
+          });
+        }
+        wg.wait();
+        EXPECT_EQ(a, 3L * n);
+        EXPECT_EQ(b, 3L * (n / 5));
+      },
+      {.maxprocs = 2});
+}
+
+}  // namespace
