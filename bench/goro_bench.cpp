@@ -5,6 +5,7 @@
 // GORO_BENCH_SCALE scales the workloads (bench/compare --scale).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -145,6 +146,143 @@ void BM_Skynet(benchmark::State& state) {
   });
 }
 
+// chan_pingpong/procs:N — a round trip over two unbuffered channels.
+void BM_ChanPingPong(benchmark::State& state, int procs) {
+  const std::int64_t n = scaled(1000000);
+  measure(state, procs, [n] {
+    goro::Chan<int> ping, pong;
+    goro::WaitGroup wg;
+    wg.add(1);
+    auto t0 = Clock::now();
+    goro::go([&] {
+      for (std::int64_t i = 0; i < n; i++) pong.send(*ping.recv());
+      wg.done();
+    });
+    for (std::int64_t i = 0; i < n; i++) {
+      ping.send(static_cast<int>(i));
+      pong.recv();
+    }
+    wg.wait();
+    return std::pair{since_ns(t0), static_cast<double>(n)};
+  });
+}
+
+// chan_prodcons_PxC/procs:2 — P producers, C consumers, one channel of
+// capacity 128; per item.
+void BM_ChanProdCons(benchmark::State& state, int producers, int consumers) {
+  const std::int64_t per = std::max<std::int64_t>(1, scaled(4000000) / producers);
+  measure(state, 2, [per, producers, consumers] {
+    goro::Chan<int> c(128);
+    goro::WaitGroup prod, cons;
+    std::atomic<std::int64_t> received{0};
+    auto t0 = Clock::now();
+    for (int p = 0; p < producers; p++) {
+      prod.add(1);
+      goro::go([&] {
+        for (std::int64_t i = 0; i < per; i++) c.send(static_cast<int>(i));
+        prod.done();
+      });
+    }
+    for (int k = 0; k < consumers; k++) {
+      cons.add(1);
+      goro::go([&] {
+        std::int64_t n = 0;
+        for (int v : c) n += v >= 0;
+        received += n;
+        cons.done();
+      });
+    }
+    prod.wait();
+    c.close();
+    cons.wait();
+    double ns = since_ns(t0);
+    if (received.load() != per * producers) std::abort();
+    return std::pair{ns, static_cast<double>(per * producers)};
+  });
+}
+
+void skynet_chan(goro::Chan<std::int64_t> c, std::int64_t num, std::int64_t size, std::int64_t div) {
+  if (size == 1) {
+    c.send(num);
+    return;
+  }
+  goro::Chan<std::int64_t> rc(static_cast<std::size_t>(div));
+  for (std::int64_t i = 0; i < div; i++) goro::go(&skynet_chan, rc, num + i * (size / div), size / div, div);
+  std::int64_t sum = 0;
+  for (std::int64_t i = 0; i < div; i++) sum += *rc.recv();
+  c.send(sum);
+}
+
+// skynet_chan/procs:2 — the classic skynet with channels; per whole run.
+void BM_SkynetChan(benchmark::State& state) {
+  std::int64_t size = 10;
+  while (size * 10 <= scaled(1000000)) size *= 10;
+  measure(state, 2, [size] {
+    goro::Chan<std::int64_t> c(1);
+    auto t0 = Clock::now();
+    skynet_chan(c, 0, size, 10);
+    std::int64_t sum = *c.recv();
+    double ns = since_ns(t0);
+    if (sum != size * (size - 1) / 2) std::abort();
+    return std::pair{ns, 1.0};
+  });
+}
+
+// mutex_contended/procs:2 — 4 goroutines incrementing under one Mutex; per
+// lock/unlock pair.
+void BM_MutexContended(benchmark::State& state) {
+  const std::int64_t per = std::max<std::int64_t>(1, scaled(4000000) / 4);
+  measure(state, 2, [per] {
+    goro::Mutex mu;
+    std::int64_t counter = 0;
+    goro::WaitGroup wg;
+    auto t0 = Clock::now();
+    for (int g = 0; g < 4; g++) {
+      wg.add(1);
+      goro::go([&] {
+        for (std::int64_t i = 0; i < per; i++) {
+          mu.lock();
+          counter++;
+          mu.unlock();
+        }
+        wg.done();
+      });
+    }
+    wg.wait();
+    double ns = since_ns(t0);
+    if (counter != 4 * per) std::abort();
+    return std::pair{ns, static_cast<double>(4 * per)};
+  });
+}
+
+// select4/procs:1 — a sender selecting over 4 send cases, a receiver over
+// the 4 matching receive cases; per transfer.
+void BM_Select4(benchmark::State& state) {
+  const std::int64_t n = scaled(1000000);
+  measure(state, 1, [n] {
+    goro::Chan<int> c0, c1, c2, c3;
+    goro::WaitGroup wg;
+    wg.add(1);
+    auto t0 = Clock::now();
+    goro::go([&] {
+      for (std::int64_t i = 0; i < n; i++) {
+        int v = static_cast<int>(i);
+        goro::select(goro::on_send(c0, v), goro::on_send(c1, v), goro::on_send(c2, v), goro::on_send(c3, v));
+      }
+      wg.done();
+    });
+    std::int64_t sum = 0;
+    auto add = [&](std::optional<int> v) { sum += *v; };
+    for (std::int64_t i = 0; i < n; i++) {
+      goro::select(goro::on_recv(c0, add), goro::on_recv(c1, add), goro::on_recv(c2, add), goro::on_recv(c3, add));
+    }
+    wg.wait();
+    double ns = since_ns(t0);
+    if (sum != n * (n - 1) / 2) std::abort();
+    return std::pair{ns, static_cast<double>(n)};
+  });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -158,6 +296,17 @@ int main(int argc, char** argv) {
   reg(
       "park_ready/procs:2", [](benchmark::State& s) { BM_ParkReady(s, 2); }, 3);
   reg("skynet/procs:2", BM_Skynet, 3);
+  reg(
+      "chan_pingpong/procs:1", [](benchmark::State& s) { BM_ChanPingPong(s, 1); }, 3);
+  reg(
+      "chan_pingpong/procs:2", [](benchmark::State& s) { BM_ChanPingPong(s, 2); }, 3);
+  reg(
+      "chan_prodcons_1x1/procs:2", [](benchmark::State& s) { BM_ChanProdCons(s, 1, 1); }, 3);
+  reg(
+      "chan_prodcons_4x4/procs:2", [](benchmark::State& s) { BM_ChanProdCons(s, 4, 4); }, 3);
+  reg("skynet_chan/procs:2", BM_SkynetChan, 3);
+  reg("mutex_contended/procs:2", BM_MutexContended, 3);
+  reg("select4/procs:1", BM_Select4, 3);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
