@@ -1,21 +1,17 @@
-// hello.cpp — the smallest goro program: goroutines on a work-stealing
-// scheduler, started with goro::go and run by goro::run.
-#include <atomic>
+// hello.cpp — the smallest goro program: goroutines that report over a
+// channel, started with goro::go and run by goro::run.
 #include <cstdio>
 #include <goro/goro.hpp>
 
 int main() {
   return goro::run([] {
-    std::atomic<int> done{0};
+    goro::Chan<int> results;
     for (int i = 0; i < 10; i++) {
-      goro::go(
-          [&done](int id) {
-            std::printf("hello from goroutine %d (goid %llu)\n", id, static_cast<unsigned long long>(goro::goid()));
-            done.fetch_add(1);
-          },
-          i);
+      goro::go([results](int id) mutable { results.send(id * id); }, i);
     }
-    while (done.load() < 10) goro::yield();
-    return 0;
+    int sum = 0;
+    for (int i = 0; i < 10; i++) sum += *results.recv();
+    std::printf("sum of squares: %d\n", sum);
+    return sum == 285 ? 0 : 1;
   });
 }
