@@ -138,6 +138,43 @@ TEST_P(ChanSizes, PrimeSieve) {
 
 INSTANTIATE_TEST_SUITE_P(Caps, ChanSizes, ::testing::Values(0, 1, 2, 10, 100));
 
+// A send to a parked receiver hands the value straight to it: the buffer
+// stays empty, so a second value fits before the receiver even runs.
+TEST(Chan, SendToParkedReceiverBypassesTheBuffer) {
+  run_checked(
+      [] {
+        Chan<int> c(1);
+        Chan<int> got(2);
+        goro::go([&] { got.send(*c.recv()); });
+        goro::yield();  // the receiver runs and parks
+        c.send(1);      // handed over; the receiver is runnable, not running
+        EXPECT_EQ(c.size(), 0u);
+        EXPECT_TRUE(c.try_send(2)) << "the first value went through the buffer";
+        EXPECT_EQ(got.recv(), 1);
+        EXPECT_EQ(c.recv(), 2);
+      },
+      {.maxprocs = 1});
+}
+
+// Blocking operations take their sudogs from per-P caches: a million
+// blocking handoffs allocate only a handful.
+TEST(Chan, SudogsComeFromACache) {
+  run_checked(
+      [] {
+        Chan<int> ping, pong;
+        const int n = static_cast<int>(scaled(1000000, 20));
+        goro::go([&] {
+          for (int i = 0; i < n; i++) pong.send(*ping.recv());
+        });
+        for (int i = 0; i < n; i++) {
+          ping.send(i);
+          pong.recv();
+        }
+        EXPECT_LT(goro::testing::sudogs_allocated(), 64u);
+      },
+      {.maxprocs = 2});
+}
+
 TEST(Chan, ZeroCapacityIsUnbuffered) {
   run_checked([] {
     Chan<int> c(0);

@@ -14,6 +14,7 @@
 #include "proc.hpp"
 #include "san.hpp"
 #include "stack.hpp"
+#include "sudog.hpp"
 
 namespace goro::testing {
 
@@ -90,6 +91,7 @@ class Countdown {
 };
 
 inline std::size_t stacks_in_use() { return runtime::stacks_in_use(); }
+inline std::size_t sudogs_allocated() { return runtime::sudogs_allocated(); }
 // Dead Gs on the global free list that still hold a committed stack.
 inline int free_gs_with_stacks() { return runtime::sched.gFree.nstack.load(); }
 inline bool stack_guard_markers() { return runtime::stack_guard_markers(); }

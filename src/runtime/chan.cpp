@@ -68,6 +68,11 @@ void releaseSudog(Sudog* s) {
   pp->sudogcache.push_back(s);
 }
 
+std::size_t sudogs_allocated() {
+  MutexGuard l(central.lock);
+  return central.all.size();
+}
+
 void sudogfreeall() {
   MutexGuard l(central.lock);
   for (Sudog* s : central.all) delete s;

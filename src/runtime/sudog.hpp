@@ -6,6 +6,7 @@
 // Mirrors runtime2.go (sudog) and proc.go (acquireSudog, releaseSudog).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "runtime2.hpp"
@@ -34,6 +35,8 @@ Sudog* acquireSudog();
 void releaseSudog(Sudog* s);
 // At the end of a run: free every sudog.
 void sudogfreeall();
+// Sudogs allocated in this run (the caches keep the count small).
+std::size_t sudogs_allocated();
 
 // The blocking side, for goroutines and plain threads alike.
 // current_waiter: the current G, or the calling thread's stand-in G.

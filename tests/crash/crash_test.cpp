@@ -97,6 +97,23 @@ TEST_F(Crash, IllegalStatusTransitionIsFatal) {
       ::testing::KilledBySignal(SIGABRT), "fatal error: casgstatus: G is not in the expected status");
 }
 
+// A goroutine operation from a runtime callback on g0 (here: yield from a
+// gopark unlock function) is Go's badmcall.
+TEST_F(Crash, McallOnG0IsFatal) {
+  EXPECT_EXIT(
+      {
+        goro::run([] {
+          goro::runtime::gopark(
+              [](goro::runtime::G*, void*) {
+                goro::yield();
+                return true;
+              },
+              nullptr, goro::runtime::WaitReason::test);
+        });
+      },
+      ::testing::KilledBySignal(SIGABRT), "fatal error: mcall called on g0");
+}
+
 TEST_F(Crash, DoubleNoteWakeupIsFatal) {
   EXPECT_EXIT(
       {
