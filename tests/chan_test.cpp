@@ -247,19 +247,26 @@ TEST(Chan, NonBlocking) {
   });
 }
 
-// TestNonblockRecvRace: a buffered value is never missed by try_recv.
+// TestNonblockRecvRace: a channel holding a value (or closed) is always
+// ready for a non-blocking receive, even while it is being closed.
 TEST(Chan, NonblockRecvRace) {
   const int n = static_cast<int>(scaled(10000, 20));
   run_checked(
       [n] {
+        std::atomic<int> not_ready{0};
         for (int i = 0; i < n; i++) {
           Chan<int> c(1);
           c.send(1);
           Chan<bool> done;
-          goro::go([c, done]() mutable { done.send(c.try_recv().has_value() || true); });
+          goro::go([c, done, &not_ready]() mutable {
+            goro::select(goro::on_recv(c), goro::on_default([&] { not_ready++; }));
+            done.send(true);
+          });
           c.close();
-          EXPECT_TRUE(*done.recv());
+          c.recv();
+          done.recv();
         }
+        EXPECT_EQ(not_ready.load(), 0) << "a non-blocking receive found the channel not ready";
       },
       {.maxprocs = 2});
 }
