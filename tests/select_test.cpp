@@ -258,6 +258,30 @@ TEST(SelectStress, FourChannels) {
       {.maxprocs = 2});
 }
 
+// select2.go: a long loop of blocking selects does not grow memory; the
+// sudogs come from the per-P caches.
+TEST(Select, RepeatedSelectsReuseSudogs) {
+  run_checked(
+      [] {
+        Chan<int> a, b, c;
+        const int n = static_cast<int>(scaled(200000, 20));
+        goro::go([&] {
+          for (int i = 0; i < n; i++) goro::select(on_send(a, i), on_send(b, i));
+          c.close();
+        });
+        long sum = 0;
+        bool closed = false;
+        while (!closed) {
+          goro::select(on_recv(a, [&](std::optional<int> v) { sum += *v; }),
+                       on_recv(b, [&](std::optional<int> v) { sum += *v; }),
+                       on_recv(c, [&](std::optional<int> v) { closed = !v; }));
+        }
+        EXPECT_EQ(sum, static_cast<long>(n) * (n - 1) / 2);
+        EXPECT_LT(goro::testing::sudogs_allocated(), 64u);
+      },
+      {.maxprocs = 2});
+}
+
 // Plain threads select too (blocking on a futex).
 TEST(Select, FromAPlainThread) {
   run_checked(

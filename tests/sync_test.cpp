@@ -365,6 +365,39 @@ TEST(Cond, PlainThreadWaits) {
   t.join();
 }
 
+// Goroutines abandoned while blocked on sync objects that outlive the run
+// leave no trace in them: plain threads keep using them afterwards.
+TEST(Sync, ObjectsOutliveTheRun) {
+  goro::Mutex mu;
+  goro::Cond cond(mu);
+  goro::WaitGroup wg;
+  goro::RWMutex rw;
+  mu.lock();
+  rw.lock();
+  wg.add(1);
+  goro::run([&] {
+    goro::go([&] { mu.lock(); });  // blocks: main holds it
+    goro::go([&] { wg.wait(); });
+    goro::go([&] { rw.lock_shared(); });
+    goro::go([&] {
+      std::unique_lock<goro::Mutex> l(mu);
+      cond.wait();
+    });
+    for (int i = 0; i < 20; i++) goro::yield();
+  });
+  // The waiters are gone: none of these may touch them.
+  cond.signal();
+  cond.broadcast();
+  mu.unlock();
+  mu.lock();
+  mu.unlock();
+  wg.done();
+  wg.wait();
+  rw.unlock();
+  rw.lock_shared();
+  rw.unlock_shared();
+}
+
 // Stress under TSan: all the primitives at once on both cores.
 TEST(SyncStress, Everything) {
   const int n = static_cast<int>(scaled(20000, 20));

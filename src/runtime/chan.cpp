@@ -13,6 +13,7 @@
 #include "hchan.hpp"
 #include "panic.hpp"
 #include "proc.hpp"
+#include "sema.hpp"
 
 namespace goro::runtime {
 
@@ -273,14 +274,27 @@ void chan_recv_locked(hchan* c, Sudog* sg, void* ep, void (*unlockf)(void*), voi
   ready_waiter(gp);
 }
 
-void chan_detach_abandoned(G* gp) {
+void chan_detach(Sudog* sg) {
+  hchan* c = sg->c;
+  if (c == nullptr) return;
+  MutexGuard l(c->lock);
+  c->recvq.dequeueSudoG(sg);
+  c->sendq.dequeueSudoG(sg);
+}
+
+void detach_abandoned(G* gp) {
   for (Sudog* sg = gp->waiting; sg != nullptr;) {
     Sudog* next = sg->waitlink;
-    hchan* c = sg->c;
-    if (c != nullptr) {
-      MutexGuard l(c->lock);
-      c->recvq.dequeueSudoG(sg);
-      c->sendq.dequeueSudoG(sg);
+    switch (sg->queue) {
+      case Sudog::Queue::chan:
+        chan_detach(sg);
+        break;
+      case Sudog::Queue::sema:
+        sema_detach(sg);
+        break;
+      case Sudog::Queue::notify:
+        notify_detach(sg);
+        break;
     }
     sg->waitlink = nullptr;
     sg = next;

@@ -54,8 +54,7 @@ namespace goro::runtime {
 // Also used by select, whose unlockf releases every channel it locked.
 void chan_send_locked(hchan* c, Sudog* sg, void* ep, void (*unlockf)(void*), void* arg);
 void chan_recv_locked(hchan* c, Sudog* sg, void* ep, void (*unlockf)(void*), void* arg);
-// Detach the sudogs of goroutines abandoned at the end of a run from the
-// channels they wait on (teardown).
-void chan_detach_abandoned(G* gp);
+// Detach sg from the channel it waits on (detach_abandoned).
+void chan_detach(Sudog* sg);
 
 }  // namespace goro::runtime

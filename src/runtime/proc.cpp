@@ -1023,10 +1023,11 @@ void teardown() {
   m0 = nullptr;
   {
     MutexGuard l(allglock);
-    // Goroutines abandoned while blocked on channels leave their queues:
-    // the channels may outlive the run, and plain threads may use them.
+    // Goroutines abandoned while blocked leave the queues they are on:
+    // channels and sync objects may outlive the run and be used by plain
+    // threads.
     for (G* gp : allgs) {
-      if (gp->waiting != nullptr) chan_detach_abandoned(gp);
+      if (gp->waiting != nullptr) detach_abandoned(gp);
     }
     sudogfreeall();
     for (G* gp : allgs) {

@@ -100,14 +100,56 @@ void semacquire(std::atomic<std::uint32_t>* addr, bool lifo, WaitReason reason) 
     s->g = gp;
     s->elem = addr;
     s->ticket = 0;
+    s->queue = Sudog::Queue::sema;
     if (thread) gp->threadnote->clear();
     queue(root, s, lifo);
+    gp->waiting = s;
     park_waiter(gp, &unlock_mutex, &root->lock, reason);
+    gp->waiting = nullptr;
     if (s->ticket != 0 || cansemacquire(addr)) break;
   }
   s->elem = nullptr;
   s->g = nullptr;
+  s->queue = Sudog::Queue::chan;
   if (!thread) releaseSudog(s);
+}
+
+void sema_detach(Sudog* s) {
+  SemaRoot* root = semroot(s->elem);
+  MutexGuard l(root->lock);
+  for (Sudog* x = root->head; x != nullptr; x = x->next) {
+    if (x != s) continue;
+    if (s->prev != nullptr)
+      s->prev->next = s->next;
+    else
+      root->head = s->next;
+    if (s->next != nullptr)
+      s->next->prev = s->prev;
+    else
+      root->tail = s->prev;
+    s->next = s->prev = nullptr;
+    root->nwait.fetch_sub(1);
+    break;
+  }
+  s->elem = nullptr;
+  s->queue = Sudog::Queue::chan;
+}
+
+void notify_detach(Sudog* s) {
+  auto* l = static_cast<NotifyList*>(s->elem);
+  MutexGuard g(l->lock);
+  for (Sudog *p = nullptr, *x = l->head; x != nullptr; p = x, x = x->next) {
+    if (x != s) continue;
+    if (p != nullptr)
+      p->next = s->next;
+    else
+      l->head = s->next;
+    if (s->next == nullptr) l->tail = p;
+    s->next = nullptr;
+    break;
+  }
+  s->elem = nullptr;
+  s->queue = Sudog::Queue::chan;
 }
 
 void semrelease(std::atomic<std::uint32_t>* addr, bool handoff) {
@@ -154,6 +196,9 @@ void notifyListWait(NotifyList* l, std::uint32_t t) {
   s->g = gp;
   s->ticket = t;
   s->next = nullptr;
+  s->elem = l;
+  s->queue = Sudog::Queue::notify;
+  gp->waiting = s;
   if (l->tail == nullptr) {
     l->head = s;
   } else {
@@ -162,8 +207,11 @@ void notifyListWait(NotifyList* l, std::uint32_t t) {
   l->tail = s;
   if (thread) gp->threadnote->clear();
   park_waiter(gp, &unlock_mutex, &l->lock, WaitReason::sync_cond_wait);
+  gp->waiting = nullptr;
   s->g = nullptr;
   s->next = nullptr;
+  s->elem = nullptr;
+  s->queue = Sudog::Queue::chan;
   if (!thread) releaseSudog(s);
 }
 

@@ -27,6 +27,10 @@ struct NotifyList {
   Sudog* head = nullptr;
   Sudog* tail = nullptr;
 };
+// Remove an abandoned goroutine's sudog from its semaphore or notify list.
+void sema_detach(Sudog* s);
+void notify_detach(Sudog* s);
+
 std::uint32_t notifyListAdd(NotifyList* l);
 void notifyListWait(NotifyList* l, std::uint32_t t);
 void notifyListNotifyOne(NotifyList* l);

@@ -29,10 +29,17 @@ struct Sudog {
   std::uint32_t ticket = 0;   // select: the case index
   bool isSelect = false;      // g is in a select: g.selectDone decides who wins
   bool success = false;       // woken by a completed operation (false: by close)
+  // Where the sudog is queued: a channel (c), a semaphore (elem is the
+  // address) or a notify list (elem is the list).
+  enum class Queue : std::uint8_t { chan, sema, notify } queue = Queue::chan;
 };
 
 Sudog* acquireSudog();
 void releaseSudog(Sudog* s);
+// At the end of a run, a goroutine abandoned while blocked leaves the
+// queues it is on (channels, semaphores, notify lists), which may outlive
+// the run and be used by plain threads.
+void detach_abandoned(G* gp);
 // At the end of a run: free every sudog.
 void sudogfreeall();
 // Sudogs allocated in this run (the caches keep the count small).
