@@ -456,6 +456,52 @@ TEST(Chan, OutlivesTheRun) {
   EXPECT_EQ(c.recv(), 7);
 }
 
+// A goroutine abandoned while blocked through a handle that dies before
+// the runtime ends: teardown must not touch a freed channel (the waiter
+// holds a reference) and must return.
+TEST(Chan, AbandonedReceiverOnADeadHandle) {
+  goro::run([] {
+    auto c = std::make_unique<Chan<int>>();
+    goro::go([p = c.get()] { p->recv(); });
+    goro::yield();
+    c.reset();  // the goroutine's channel lives on through its sudog's reference
+  });
+  SUCCEED();
+}
+
+// Teardown detaches an abandoned sender from the right queue: a plain
+// thread queued behind it still gets its value through.
+TEST(Chan, AbandonedSenderLeavesTheQueueIntact) {
+  Chan<int> c;
+  std::thread t;
+  goro::run([&] {
+    goro::go([&c] { c.send(1); });  // abandoned, first in sendq
+    goro::yield();
+    t = std::thread([&c] { c.send(2); });                        // second in sendq
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let it block
+  });
+  EXPECT_EQ(c.recv(), 2) << "the thread's value, not the abandoned goroutine's";
+  t.join();
+  EXPECT_EQ(c.try_recv(), std::nullopt);
+}
+
+TEST(Chan, RangeForMovesValuesOut) {
+  struct ConstMember {
+    const int v;
+  };
+  Chan<std::unique_ptr<int>> c(2);
+  c.send(std::make_unique<int>(1));
+  c.send(std::make_unique<int>(2));
+  c.close();
+  int sum = 0;
+  for (std::unique_ptr<int> p : c) sum += *p;  // moved out: move-only works
+  EXPECT_EQ(sum, 3);
+  Chan<ConstMember> d(1);  // not assignable
+  d.send(ConstMember{5});
+  d.close();
+  for (auto&& m : d) EXPECT_EQ(m.v, 5);
+}
+
 TEST(Chan, WaitReasonsInDump) {
   run_checked([] {
     Chan<int> c;

@@ -129,14 +129,22 @@ class Chan {
     using value_type = T;
     using difference_type = std::ptrdiff_t;
     using pointer = T*;
-    using reference = T&;
+    using reference = T&&;
     iterator() = default;
     explicit iterator(Chan* ch) : ch_(ch) { ++*this; }
-    T& operator*() { return *v_; }
+    // An rvalue: `for (T v : ch)` moves the value out, even for move-only T.
+    T&& operator*() { return std::move(*v_); }
     T* operator->() { return &*v_; }
     iterator& operator++() {
-      v_ = ch_->recv();
-      if (!v_) ch_ = nullptr;
+      v_.reset();  // T need not be assignable
+      detail::Slot<T> s;
+      if (detail::chanrecv(ch_->raw(), s.ptr(), true).received) {
+        T* p = std::launder(reinterpret_cast<T*>(s.bytes));
+        v_.emplace(std::move(*p));
+        p->~T();
+      } else {
+        ch_ = nullptr;
+      }
       return *this;
     }
     void operator++(int) { ++*this; }

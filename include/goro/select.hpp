@@ -79,11 +79,11 @@ detail::RecvCase<T, detail::NoCallback> on_recv(const Chan<T>& ch) {
 // case ch <- v: f runs after the value was sent.
 template <class T, class V, class F>
 detail::SendCase<T, std::decay_t<F>> on_send(const Chan<T>& ch, V&& v, F&& f) {
-  return {ch, T(std::forward<V>(v)), std::forward<F>(f)};
+  return {ch, static_cast<T>(std::forward<V>(v)), std::forward<F>(f)};
 }
 template <class T, class V>
 detail::SendCase<T, detail::NoCallback> on_send(const Chan<T>& ch, V&& v) {
-  return {ch, T(std::forward<V>(v)), {}};
+  return {ch, static_cast<T>(std::forward<V>(v)), {}};
 }
 // default: runs when no other case is ready.
 template <class F>

@@ -96,6 +96,12 @@ struct ThreadWaiter {
 
 }  // namespace
 
+std::atomic<std::int32_t> foreign_wakers{0};
+
+ForeignWake::ForeignWake() : active_(getg() == nullptr) {
+  if (active_) foreign_wakers.fetch_add(1, std::memory_order_seq_cst);
+}
+
 G* current_waiter() {
   if (G* gp = getg()) return gp;
   static thread_local ThreadWaiter tw;
@@ -215,6 +221,10 @@ bool empty(const hchan* c) {
 // Block the current waiter on queue q of c (locked): the common tail of a
 // blocking send and receive. Returns sudog.success.
 bool block_on(hchan* c, WaitQ& q, void* ep, WaitReason reason) {
+  // The waiter holds a reference: a goroutine abandoned here at the end of
+  // a run keeps the channel alive until teardown detaches it (the handle
+  // it blocked through may be gone by then).
+  detail::chanretain(c);
   G* gp = current_waiter();
   Sudog local;  // a plain thread's sudog lives on its own stack
   Sudog* mysg = gp->threadnote != nullptr ? &local : acquireSudog();
@@ -222,6 +232,7 @@ bool block_on(hchan* c, WaitQ& q, void* ep, WaitReason reason) {
   mysg->elem = ep;
   mysg->g = gp;
   mysg->isSelect = false;
+  mysg->isSend = &q == &c->sendq;
   mysg->c = c;
   gp->waiting = mysg;
   gp->param = nullptr;
@@ -234,7 +245,9 @@ bool block_on(hchan* c, WaitQ& q, void* ep, WaitReason reason) {
   bool success = mysg->success;
   mysg->elem = nullptr;
   mysg->c = nullptr;
+  mysg->isSend = false;
   if (mysg != &local) releaseSudog(mysg);
+  detail::chanrelease(c);
   return success;
 }
 
@@ -277,9 +290,13 @@ void chan_recv_locked(hchan* c, Sudog* sg, void* ep, void (*unlockf)(void*), voi
 void chan_detach(Sudog* sg) {
   hchan* c = sg->c;
   if (c == nullptr) return;
-  MutexGuard l(c->lock);
-  c->recvq.dequeueSudoG(sg);
-  c->sendq.dequeueSudoG(sg);
+  {
+    MutexGuard l(c->lock);
+    (sg->isSend ? c->sendq : c->recvq).dequeueSudoG(sg);
+  }
+  sg->c = nullptr;
+  // Drop the reference the waiter took (block_on, selectgo).
+  detail::chanrelease(c);
 }
 
 void detach_abandoned(G* gp) {
@@ -349,6 +366,7 @@ bool chansend(hchan* c, void* ep, bool block) {
   if (!block && c->closed.load(std::memory_order_relaxed) == 0 && full(c)) return false;
 
   c->lock.lock();
+  ForeignWake fw;
   if (c->closed.load(std::memory_order_relaxed) != 0) {
     c->lock.unlock();
     throw ChannelClosed("send on closed channel");
@@ -370,6 +388,7 @@ bool chansend(hchan* c, void* ep, bool block) {
     c->lock.unlock();
     return false;
   }
+  fw.done();
   if (!block_on(c, c->sendq, ep, WaitReason::chan_send)) throw ChannelClosed("send on closed channel");
   return true;
 }
@@ -387,6 +406,7 @@ RecvResult chanrecv(hchan* c, void* ep, bool block) {
   }
 
   c->lock.lock();
+  ForeignWake fw;
   std::size_t q = c->qcount.load(std::memory_order_relaxed);
   if (c->closed.load(std::memory_order_relaxed) != 0 && q == 0) {
     c->lock.unlock();
@@ -411,6 +431,7 @@ RecvResult chanrecv(hchan* c, void* ep, bool block) {
     c->lock.unlock();
     return {false, false};
   }
+  fw.done();
   bool success = block_on(c, c->recvq, ep, WaitReason::chan_receive);
   return {true, success};
 }
@@ -418,7 +439,9 @@ RecvResult chanrecv(hchan* c, void* ep, bool block) {
 void closechan(hchan* c) {
   if (c == nullptr) throw std::logic_error("close of nil channel");
   std::vector<G*> wake;
+  wake.reserve(8);
   c->lock.lock();
+  ForeignWake fw;
   if (c->closed.load(std::memory_order_relaxed) != 0) {
     c->lock.unlock();
     throw ChannelClosed("close of closed channel");

@@ -790,6 +790,14 @@ Gobuf* goschedImpl(G* gp) {
 
 Gobuf* gosched_m(G* gp) { return goschedImpl(gp); }
 
+Gobuf* goyield_m(G* gp) {
+  P* pp = getg()->m->p;
+  casgstatus(gp, _Grunning, _Grunnable);
+  dropg();
+  runqput(pp, gp, false);
+  return schedule();
+}
+
 Gobuf* gopreempt_m(G* gp) {
   getg()->m->p->counters.preemptions.inc();
   return goschedImpl(gp);
@@ -1029,6 +1037,9 @@ void teardown() {
     for (G* gp : allgs) {
       if (gp->waiting != nullptr) detach_abandoned(gp);
     }
+    // A plain thread may still be waking a goroutine it dequeued before
+    // the detach: let it finish with the G and its sudog.
+    while (foreign_wakers.load(std::memory_order_seq_cst) != 0) osyield();
     sudogfreeall();
     for (G* gp : allgs) {
       san::unpoison(gp->stack.lo, gp->stack.hi - gp->stack.lo);
@@ -1068,6 +1079,8 @@ void gopark(bool (*unlockf)(G*, void*), void* lock, WaitReason reason) {
   gp->waitreason = reason;
   mcall(&park_m);
 }
+
+void goyield() { mcall(&goyield_m); }
 
 void goready(G* gp) {
   casgstatus(gp, _Gwaiting, _Grunnable);

@@ -55,6 +55,10 @@ struct RandomOrder {
 };
 extern RandomOrder stealOrder;
 
+// Go's goyield: like yield, but the goroutine goes to the tail of its P's
+// local run queue (semrelease's handoff uses it).
+void goyield();
+
 std::int64_t nanotime();
 std::uint32_t fastrand();
 // Goroutines alive in the current run (Go's gcount).

@@ -100,6 +100,7 @@ int selectgo(SelectCase* cas0, int ncases, bool block, bool* recvOK) {
   std::sort(lockorder, lockorder + norder, [&](std::uint16_t a, std::uint16_t b) { return cas0[a].c < cas0[b].c; });
   SelState st{cas0, lockorder, norder};
   sellock(st);
+  ForeignWake fw;
 
   // Pass 1: look for something already waiting, in the random order.
   for (int i = 0; i < norder; i++) {
@@ -152,6 +153,7 @@ int selectgo(SelectCase* cas0, int ncases, bool block, bool* recvOK) {
     return -1;
   }
 
+  fw.done();
   // Pass 2: queue on every channel, in lock order.
   G* gp = current_waiter();
   bool thread = gp->threadnote != nullptr;
@@ -169,8 +171,10 @@ int selectgo(SelectCase* cas0, int ncases, bool block, bool* recvOK) {
     Sudog* sg = thread ? &thread_sudogs[static_cast<std::size_t>(i)] : acquireSudog();
     sg->g = gp;
     sg->isSelect = true;
+    sg->isSend = cs.send;
     sg->elem = cs.elem;
     sg->c = cs.c;
+    detail::chanretain(cs.c);  // as block_on: the waiter holds a reference
     sg->ticket = static_cast<std::uint32_t>(casi);
     *nextp = sg;  // the waiting list, in lock order
     nextp = &sg->waitlink;
@@ -211,7 +215,9 @@ int selectgo(SelectCase* cas0, int ncases, bool block, bool* recvOK) {
     sg->waitlink = nullptr;
     sg->elem = nullptr;
     sg->c = nullptr;
+    sg->isSend = false;
     if (!thread) releaseSudog(sg);
+    detail::chanrelease(cs.c);  // still locked by us: another handle exists (the case's)
   }
   if (casi < 0) {
     selunlock(st);

@@ -135,8 +135,17 @@ void sema_detach(Sudog* s) {
   s->queue = Sudog::Queue::chan;
 }
 
+void notifyListDestroy(NotifyList* l) {
+  // Waiters still queued on a dying Cond wait forever (as on a destroyed
+  // std::condition_variable, that is the caller's bug); they no longer
+  // refer to the list.
+  MutexGuard g(l->lock);
+  for (Sudog* s = l->head; s != nullptr; s = s->next) s->elem = nullptr;
+}
+
 void notify_detach(Sudog* s) {
   auto* l = static_cast<NotifyList*>(s->elem);
+  if (l == nullptr) return;
   MutexGuard g(l->lock);
   for (Sudog *p = nullptr, *x = l->head; x != nullptr; p = x, x = x->next) {
     if (x != s) continue;
@@ -159,6 +168,7 @@ void semrelease(std::atomic<std::uint32_t>* addr, bool handoff) {
   // a missed wakeup (see the loop in semacquire).
   if (root->nwait.load(std::memory_order_seq_cst) == 0) return;
   root->lock.lock();
+  ForeignWake fw;
   if (root->nwait.load(std::memory_order_relaxed) == 0) {
     // The count is already consumed by another goroutine.
     root->lock.unlock();
@@ -176,7 +186,7 @@ void semrelease(std::atomic<std::uint32_t>* addr, bool handoff) {
     // Direct handoff: yield so the waiter runs right away (Go's goyield;
     // the waiter is in our runnext).
     G* me = getg();
-    if (me != nullptr && me != me->m->g0) goro::yield();
+    if (me != nullptr && me != me->m->g0) goyield();
   }
 }
 
@@ -185,7 +195,7 @@ std::uint32_t notifyListAdd(NotifyList* l) { return l->wait.fetch_add(1, std::me
 void notifyListWait(NotifyList* l, std::uint32_t t) {
   l->lock.lock();
   // Return right away if this ticket has already been notified.
-  if (static_cast<std::int32_t>(t - l->notify) < 0) {
+  if (static_cast<std::int32_t>(t - l->notify.load(std::memory_order_relaxed)) < 0) {
     l->lock.unlock();
     return;
   }
@@ -216,11 +226,13 @@ void notifyListWait(NotifyList* l, std::uint32_t t) {
 }
 
 void notifyListNotifyAll(NotifyList* l) {
-  if (l->wait.load(std::memory_order_acquire) == l->notify) return;  // fast path: no new waiters
+  if (l->wait.load(std::memory_order_acquire) == l->notify.load(std::memory_order_acquire)) return;  // no new waiters
   l->lock.lock();
+  ForeignWake fw;
   Sudog* s = l->head;
   l->head = l->tail = nullptr;
-  l->notify = l->wait.load(std::memory_order_acquire);
+  for (Sudog* x = s; x != nullptr; x = x->next) x->elem = nullptr;  // off the list: nothing to detach
+  l->notify.store(l->wait.load(std::memory_order_acquire), std::memory_order_release);
   l->lock.unlock();
   while (s != nullptr) {
     Sudog* next = s->next;
@@ -231,14 +243,15 @@ void notifyListNotifyAll(NotifyList* l) {
 }
 
 void notifyListNotifyOne(NotifyList* l) {
-  if (l->wait.load(std::memory_order_acquire) == l->notify) return;
+  if (l->wait.load(std::memory_order_acquire) == l->notify.load(std::memory_order_acquire)) return;
   l->lock.lock();
-  std::uint32_t t = l->notify;
+  ForeignWake fw;
+  std::uint32_t t = l->notify.load(std::memory_order_relaxed);
   if (t == l->wait.load(std::memory_order_acquire)) {
     l->lock.unlock();
     return;
   }
-  l->notify = t + 1;
+  l->notify.store(t + 1, std::memory_order_release);
   // The waiter with ticket t may not have queued itself yet; then it will
   // see the ticket notified in notifyListWait and not sleep.
   for (Sudog *p = nullptr, *s = l->head; s != nullptr; p = s, s = s->next) {
@@ -249,6 +262,7 @@ void notifyListNotifyOne(NotifyList* l) {
       else
         l->head = n;
       if (n == nullptr) l->tail = p;
+      s->elem = nullptr;  // off the list: nothing to detach
       l->lock.unlock();
       s->next = nullptr;
       ready_waiter(s->g);

@@ -21,8 +21,8 @@ void semrelease(std::atomic<std::uint32_t>* addr, bool handoff);
 
 // Go's notifyList: tickets make Cond.Signal wake the longest waiter.
 struct NotifyList {
-  std::atomic<std::uint32_t> wait{0};  // ticket of the next waiter (atomic)
-  std::uint32_t notify = 0;            // ticket of the next waiter to notify (under lock)
+  std::atomic<std::uint32_t> wait{0};    // ticket of the next waiter (atomic)
+  std::atomic<std::uint32_t> notify{0};  // ticket of the next waiter to notify (stored under lock)
   Mutex lock;
   Sudog* head = nullptr;
   Sudog* tail = nullptr;
@@ -30,6 +30,7 @@ struct NotifyList {
 // Remove an abandoned goroutine's sudog from its semaphore or notify list.
 void sema_detach(Sudog* s);
 void notify_detach(Sudog* s);
+void notifyListDestroy(NotifyList* l);
 
 std::uint32_t notifyListAdd(NotifyList* l);
 void notifyListWait(NotifyList* l, std::uint32_t t);

@@ -209,7 +209,11 @@ void WaitGroup::add(int delta) {
     newstate = (static_cast<std::uint64_t>(static_cast<std::uint32_t>(v)) << 32) | w;
   } while (!state_.compare_exchange_weak(state, newstate, std::memory_order_acq_rel));
   if (v > 0 || w == 0) return;
-  // The counter is 0 and there are waiters: reset, and wake them all.
+  // The counter is 0 and there are waiters: nobody may change the state
+  // now (Go's second misuse check), reset it, and wake them all.
+  if (state_.load(std::memory_order_relaxed) != newstate) {
+    throw std::logic_error("sync: WaitGroup misuse: Add called concurrently with Wait");
+  }
   state_.store(0, std::memory_order_relaxed);
   for (std::uint32_t i = 0; i < w; i++) semrelease(&sema_, false);
 }
@@ -235,7 +239,11 @@ void WaitGroup::wait() {
 static_assert(sizeof(runtime::NotifyList) <= 40, "Cond::notify_ is too small for the notify list");
 
 Cond::Cond(Mutex& l) : l_(l) { ::new (notify_) runtime::NotifyList(); }
-Cond::~Cond() { std::launder(reinterpret_cast<runtime::NotifyList*>(notify_))->~NotifyList(); }
+Cond::~Cond() {
+  auto* nl = std::launder(reinterpret_cast<runtime::NotifyList*>(notify_));
+  runtime::notifyListDestroy(nl);
+  nl->~NotifyList();
+}
 
 void Cond::wait() {
   auto* nl = std::launder(reinterpret_cast<runtime::NotifyList*>(notify_));
