@@ -253,17 +253,40 @@ bool block_on(hchan* c, WaitQ& q, void* ep, WaitReason reason) {
 
 }  // namespace
 
-void chan_send_locked(hchan* c, Sudog* sg, void* ep, void (*unlockf)(void*), void* arg) {
-  if (sg->elem != nullptr) {
-    // Straight into the receiver's storage: never through the buffer.
-    c->et->move_construct(sg->elem, ep);
-    sg->elem = nullptr;
-  }
+void chanbufput(hchan* c, void* ep) {
+  std::size_t q = c->qcount.load(std::memory_order_relaxed);
+  c->et->move_construct(c->slot(c->sendx), ep);
+  if (++c->sendx == c->dataqsiz) c->sendx = 0;
+  c->qcount.store(q + 1, std::memory_order_relaxed);
+}
+
+void chanbufget(hchan* c, void* ep) {
+  std::size_t q = c->qcount.load(std::memory_order_relaxed);
+  void* qp = c->slot(c->recvx);
+  c->et->move_construct(ep, qp);
+  c->et->destroy(qp);
+  if (++c->recvx == c->dataqsiz) c->recvx = 0;
+  c->qcount.store(q - 1, std::memory_order_relaxed);
+}
+
+namespace {
+
+// The end of a handoff to a waiter: release the lock(s), then ready it.
+void wake_after_handoff(Sudog* sg, void (*unlockf)(void*), void* arg) {
+  sg->elem = nullptr;
   G* gp = sg->g;
   unlockf(arg);
   gp->param = sg;
   sg->success = true;
   ready_waiter(gp);
+}
+
+}  // namespace
+
+void chan_send_locked(hchan* c, Sudog* sg, void* ep, void (*unlockf)(void*), void* arg) {
+  // Straight into the receiver's storage: never through the buffer.
+  if (sg->elem != nullptr) c->et->move_construct(sg->elem, ep);
+  wake_after_handoff(sg, unlockf, arg);
 }
 
 void chan_recv_locked(hchan* c, Sudog* sg, void* ep, void (*unlockf)(void*), void* arg) {
@@ -279,12 +302,7 @@ void chan_recv_locked(hchan* c, Sudog* sg, void* ep, void (*unlockf)(void*), voi
     if (++c->recvx == c->dataqsiz) c->recvx = 0;
     c->sendx = c->recvx;
   }
-  sg->elem = nullptr;
-  G* gp = sg->g;
-  unlockf(arg);
-  gp->param = sg;
-  sg->success = true;
-  ready_waiter(gp);
+  wake_after_handoff(sg, unlockf, arg);
 }
 
 void chan_detach(Sudog* sg) {
@@ -376,11 +394,8 @@ bool chansend(hchan* c, void* ep, bool block) {
     chan_send_locked(c, sg, ep, &unlock_chan, c);
     return true;
   }
-  std::size_t q = c->qcount.load(std::memory_order_relaxed);
-  if (q < c->dataqsiz) {
-    c->et->move_construct(c->slot(c->sendx), ep);
-    if (++c->sendx == c->dataqsiz) c->sendx = 0;
-    c->qcount.store(q + 1, std::memory_order_relaxed);
+  if (c->qcount.load(std::memory_order_relaxed) < c->dataqsiz) {
+    chanbufput(c, ep);
     c->lock.unlock();
     return true;
   }
@@ -419,11 +434,7 @@ RecvResult chanrecv(hchan* c, void* ep, bool block) {
     return {true, true};
   }
   if (q > 0) {
-    void* qp = c->slot(c->recvx);
-    c->et->move_construct(ep, qp);
-    c->et->destroy(qp);
-    if (++c->recvx == c->dataqsiz) c->recvx = 0;
-    c->qcount.store(q - 1, std::memory_order_relaxed);
+    chanbufget(c, ep);
     c->lock.unlock();
     return {true, true};
   }

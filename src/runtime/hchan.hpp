@@ -49,6 +49,11 @@ struct hchan {
 
 namespace goro::runtime {
 
+// The buffer's tail and head, with c locked: move *ep in (there is room),
+// or move the head out into ep (there is a value).
+void chanbufput(hchan* c, void* ep);
+void chanbufget(hchan* c, void* ep);
+
 // Go's send and recv, with c locked and sg a waiter taken off its queue:
 // hand the value over, unlockf(arg) (which releases c), then ready sg's G.
 // Also used by select, whose unlockf releases every channel it locked.

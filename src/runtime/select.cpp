@@ -116,11 +116,8 @@ int selectgo(SelectCase* cas0, int ncases, bool block, bool* recvOK) {
         chan_send_locked(c, sg, cs.elem, &selunlock_void, &st);
         return casi;
       }
-      std::size_t q = c->qcount.load(std::memory_order_relaxed);
-      if (q < c->dataqsiz) {
-        c->et->move_construct(c->slot(c->sendx), cs.elem);
-        if (++c->sendx == c->dataqsiz) c->sendx = 0;
-        c->qcount.store(q + 1, std::memory_order_relaxed);
+      if (c->qcount.load(std::memory_order_relaxed) < c->dataqsiz) {
+        chanbufput(c, cs.elem);
         selunlock(st);
         return casi;
       }
@@ -130,13 +127,8 @@ int selectgo(SelectCase* cas0, int ncases, bool block, bool* recvOK) {
         *recvOK = true;
         return casi;
       }
-      std::size_t q = c->qcount.load(std::memory_order_relaxed);
-      if (q > 0) {
-        void* qp = c->slot(c->recvx);
-        c->et->move_construct(cs.elem, qp);
-        c->et->destroy(qp);
-        if (++c->recvx == c->dataqsiz) c->recvx = 0;
-        c->qcount.store(q - 1, std::memory_order_relaxed);
+      if (c->qcount.load(std::memory_order_relaxed) > 0) {
+        chanbufget(c, cs.elem);
         selunlock(st);
         *recvOK = true;
         return casi;

@@ -53,19 +53,25 @@ void queue(SemaRoot* r, Sudog* s, bool lifo) {
   }
 }
 
+void unlink(SemaRoot* r, Sudog* s) {
+  if (s->prev != nullptr) {
+    s->prev->next = s->next;
+  } else {
+    r->head = s->next;
+  }
+  if (s->next != nullptr) {
+    s->next->prev = s->prev;
+  } else {
+    r->tail = s->prev;
+  }
+  s->next = s->prev = nullptr;
+}
+
 // The first waiter on addr, removed from the root's list.
 Sudog* dequeue(SemaRoot* r, const void* addr) {
   for (Sudog* s = r->head; s != nullptr; s = s->next) {
     if (s->elem != addr) continue;
-    if (s->prev != nullptr)
-      s->prev->next = s->next;
-    else
-      r->head = s->next;
-    if (s->next != nullptr)
-      s->next->prev = s->prev;
-    else
-      r->tail = s->prev;
-    s->next = s->prev = nullptr;
+    unlink(r, s);
     return s;
   }
   return nullptr;
@@ -119,15 +125,7 @@ void sema_detach(Sudog* s) {
   MutexGuard l(root->lock);
   for (Sudog* x = root->head; x != nullptr; x = x->next) {
     if (x != s) continue;
-    if (s->prev != nullptr)
-      s->prev->next = s->next;
-    else
-      root->head = s->next;
-    if (s->next != nullptr)
-      s->next->prev = s->prev;
-    else
-      root->tail = s->prev;
-    s->next = s->prev = nullptr;
+    unlink(root, s);
     root->nwait.fetch_sub(1);
     break;
   }
