@@ -163,7 +163,7 @@ TEST(Chan, SudogsComeFromACache) {
       [] {
         Chan<int> ping, pong;
         const int n = static_cast<int>(scaled(1000000, 20));
-        goro::go([&] {
+        goro::go([&ping, &pong, n] {  // n by value: read after the last send
           for (int i = 0; i < n; i++) pong.send(*ping.recv());
         });
         for (int i = 0; i < n; i++) {
