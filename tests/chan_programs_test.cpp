@@ -27,7 +27,7 @@ using goro::on_recv;
 using goro::on_send;
 using goro::testing::run_checked;
 
-// select3's testBlock: does f block (for 20 ms)? f runs in a goroutine
+// select3's testBlock: does f block (for 200 ms)? f runs in a goroutine
 // that is abandoned if it blocks, with what it holds: tests/lsan.supp
 // tells LeakSanitizer (select3_*, powser_*).
 bool select3_blocks(std::function<void()> f) {
@@ -37,7 +37,7 @@ bool select3_blocks(std::function<void()> f) {
     c.try_send(false);
   });
   std::thread t([c]() mutable {
-    std::this_thread::sleep_for(20ms);
+    std::this_thread::sleep_for(200ms);
     c.try_send(true);
   });
   t.detach();
@@ -109,7 +109,7 @@ TEST(GoChanPrograms, Select5EveryCaseShape) {
                 c.send(1);
               } else {
                 goro::go([c]() mutable { c.send(1); });
-                for (int i = 0; i < 5; i++) goro::yield();
+                ASSERT_TRUE(goro::testing::wait_until([&] { return goro::testing::has_sender(c); }));
               }
             }
             if (!ready && !withDefault) continue;  // it would block forever
@@ -126,7 +126,7 @@ TEST(GoChanPrograms, Select5EveryCaseShape) {
             Chan<int> got(1);
             if (ready && cap == 0) {
               goro::go([c, got]() mutable { got.send(*c.recv()); });
-              for (int i = 0; i < 5; i++) goro::yield();
+              ASSERT_TRUE(goro::testing::wait_until([&] { return goro::testing::has_receiver(c); }));
             }
             if (!ready && cap > 0) c.send(0);  // full: not ready
             if (!ready && !withDefault) continue;

@@ -234,12 +234,10 @@ TEST(Chan, NonBlocking) {
       // With a partner parked, the non-blocking operation succeeds.
       Chan<int> done;
       goro::go([&] { done.send(*c.recv()); });
-      bool sent = false;
-      for (int i = 0; i < 1000 && !sent; i++) {
-        sent = c.try_send(5);
-        if (!sent) goro::yield();
+      if (cap == 0) {
+        ASSERT_TRUE(goro::testing::wait_until([&] { return goro::testing::has_receiver(c); }));
       }
-      EXPECT_TRUE(sent);
+      EXPECT_TRUE(c.try_send(5));
       EXPECT_EQ(done.recv(), 5);
       c.close();
       EXPECT_EQ(c.try_recv(), std::nullopt);
@@ -463,7 +461,7 @@ TEST(Chan, AbandonedReceiverOnADeadHandle) {
   goro::run([] {
     auto c = std::make_unique<Chan<int>>();
     goro::go([p = c.get()] { p->recv(); });
-    goro::yield();
+    ASSERT_TRUE(goro::testing::wait_until([&] { return goro::testing::has_receiver(*c); }));
     c.reset();  // the goroutine's channel lives on through its sudog's reference
   });
   SUCCEED();
@@ -511,7 +509,7 @@ TEST(Chan, WaitReasonsInDump) {
       c.recv();
     });
     started.recv();
-    for (int i = 0; i < 5; i++) goro::yield();
+    ASSERT_TRUE(goro::testing::wait_until([&] { return goro::testing::has_receiver(c); }));
     std::ostringstream out;
     goro::debug::dump_goroutines(out);
     EXPECT_NE(out.str().find("[chan receive]"), std::string::npos) << out.str();

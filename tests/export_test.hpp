@@ -11,6 +11,7 @@
 #include <string>
 
 #include "goro/goro.hpp"
+#include "hchan.hpp"
 #include "proc.hpp"
 #include "san.hpp"
 #include "stack.hpp"
@@ -95,6 +96,16 @@ inline std::size_t sudogs_allocated() { return runtime::sudogs_allocated(); }
 // Dead Gs on the global free list that still hold a committed stack.
 inline int free_gs_with_stacks() { return runtime::sched.gFree.nstack.load(); }
 inline bool stack_guard_markers() { return runtime::stack_guard_markers(); }
+
+// Whether a goroutine or thread is blocked sending to / receiving from ch.
+template <class T>
+bool has_receiver(const goro::Chan<T>& ch) {
+  return !ch.raw()->recvq.empty();
+}
+template <class T>
+bool has_sender(const goro::Chan<T>& ch) {
+  return !ch.raw()->sendq.empty();
+}
 
 // Lines of /proc/self/maps: the process's memory mappings.
 inline int mapping_count() {

@@ -31,4 +31,18 @@ void run_checked(F&& body, Options opts = {}) {
   EXPECT_EQ(stacks_in_use(), 0u) << "stacks not given back after run()";
 }
 
+// Yields (or, on a plain thread, sleeps briefly) until pred() holds or 10 s
+// pass; returns whether it holds. For "once the other goroutine is
+// blocked" steps, which must not depend on how fast a loaded machine (or a
+// sanitizer) runs it.
+template <class Pred>
+bool wait_until(Pred&& pred) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    goro::yield();
+  }
+  return true;
+}
+
 }  // namespace goro::testing

@@ -129,7 +129,7 @@ TEST(RWMutex, ReadersShareWritersExclude) {
   run_checked(
       [] {
         goro::RWMutex rw;
-        std::atomic<int> readers{0}, max_readers{0};
+        std::atomic<int> readers{0};
         int value = 0;
         goro::WaitGroup wg;
         for (int g = 0; g < 8; g++) {
@@ -142,11 +142,8 @@ TEST(RWMutex, ReadersShareWritersExclude) {
                 value++;
               } else {
                 std::shared_lock<goro::RWMutex> l(rw);
-                int r = ++readers;
-                int m = max_readers.load();
-                while (r > m && !max_readers.compare_exchange_weak(m, r)) {
-                }
-                if (i % 100 == 0) goro::yield();  // let other readers in
+                ++readers;
+                if (i % 100 == 0) goro::yield();  // let other goroutines in while reading
                 --readers;
               }
             }
@@ -155,7 +152,21 @@ TEST(RWMutex, ReadersShareWritersExclude) {
         }
         wg.wait();
         EXPECT_EQ(value, 8 * 200);
-        EXPECT_GT(max_readers.load(), 1) << "readers never held the lock together";
+        // Readers share: a second reader gets in while one holds the lock,
+        // and a writer does not.
+        rw.lock_shared();
+        bool second = false, writer = true;
+        goro::go([&] {
+          second = rw.try_lock_shared();
+          if (second) rw.unlock_shared();
+          writer = rw.try_lock();
+          wg.done();
+        });
+        wg.add(1);
+        wg.wait();
+        rw.unlock_shared();
+        EXPECT_TRUE(second);
+        EXPECT_FALSE(writer);
       },
       {.maxprocs = 2});
 }
@@ -171,7 +182,12 @@ TEST(RWMutex, WaitingWriterBlocksNewReaders) {
       writer_in = true;
       rw.unlock();
     });
-    for (int i = 0; i < 20; i++) goro::yield();  // the writer is now waiting
+    // Wait until the writer is pending: from then on no new reader gets in.
+    ASSERT_TRUE(goro::testing::wait_until([&] {
+      if (!rw.try_lock_shared()) return true;
+      rw.unlock_shared();
+      return false;
+    }));
     EXPECT_FALSE(rw.try_lock_shared()) << "a new reader got in past a waiting writer";
     goro::go([&] {
       rw.lock_shared();
