@@ -98,12 +98,16 @@ inline int free_gs_with_stacks() { return runtime::sched.gFree.nstack.load(); }
 inline bool stack_guard_markers() { return runtime::stack_guard_markers(); }
 
 // Whether a goroutine or thread is blocked sending to / receiving from ch.
+// Under the channel's lock, so that what the waiter did before blocking
+// happens-before what the caller does next.
 template <class T>
 bool has_receiver(const goro::Chan<T>& ch) {
+  runtime::MutexGuard l(ch.raw()->lock);
   return !ch.raw()->recvq.empty();
 }
 template <class T>
 bool has_sender(const goro::Chan<T>& ch) {
+  runtime::MutexGuard l(ch.raw()->lock);
   return !ch.raw()->sendq.empty();
 }
 
