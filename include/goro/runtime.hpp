@@ -32,7 +32,7 @@ namespace detail {
 
 // Smallest stack the runtime accepts: the goroutine entry, a libstdc++
 // exception unwind and a little user code must fit.
-inline constexpr std::size_t kMinStackSize = 16 * 1024;
+inline constexpr std::size_t kMinStackSize = std::size_t{16} * 1024;
 // Go's _MaxGomaxprocs.
 inline constexpr int kMaxProcs = 1024;
 

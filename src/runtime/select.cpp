@@ -64,7 +64,7 @@ int selectgo(SelectCase* cas0, int ncases, bool block, bool* recvOK) {
   *recvOK = false;
   // Nil channels' cases are never ready: leave them out entirely.
   constexpr int kStack = 16;
-  std::uint16_t order_buf[2 * kStack];
+  std::uint16_t order_buf[2 * kStack] = {};
   std::vector<std::uint16_t> order_heap;
   std::uint16_t* pollorder = order_buf;
   if (ncases > kStack) {

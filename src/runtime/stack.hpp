@@ -13,9 +13,9 @@
 
 namespace goro::runtime {
 
-inline constexpr std::size_t kDefaultStackSize = 256 * 1024;
+inline constexpr std::size_t kDefaultStackSize = std::size_t{256} * 1024;
 // Large enough that a big frame cannot jump over it into the next stack.
-inline constexpr std::size_t kStackGuardSize = 64 * 1024;
+inline constexpr std::size_t kStackGuardSize = std::size_t{64} * 1024;
 inline constexpr std::size_t kMaxStackSize = std::size_t{1} << 30;
 
 // Per run: the usable size of every stack (page-rounded).
