@@ -61,7 +61,7 @@ constexpr std::uint32_t kGoidCacheBatch = 16;  // Go's _GoidCacheBatch
 constexpr std::int32_t kGlobalStackKeep = 4096;
 // Global run queue length per P beyond which a spawning goroutine yields.
 constexpr std::int32_t kSpawnBacklog = 512;
-constexpr std::int64_t kScavengePeriodNS = 100 * 1000 * 1000;
+constexpr std::int64_t kScavengePeriodNS = std::int64_t{100} * 1000 * 1000;
 
 // ---------------------------------------------------------------------------
 // G status
@@ -928,7 +928,7 @@ std::size_t env_size(const char* name) {
   if (*end == 'k' || *end == 'K')
     mult = 1024, end++;
   else if (*end == 'm' || *end == 'M')
-    mult = 1024 * 1024, end++;
+    mult = std::size_t{1024} * 1024, end++;
   if (*end != '\0' || end == s) {
     throw std::invalid_argument(std::string("goro::run: $") + name + "=" + s +
                                 " is not a size in bytes (optionally with a K or M suffix)");

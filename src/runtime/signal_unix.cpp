@@ -17,7 +17,7 @@
 namespace goro::runtime {
 namespace {
 
-constexpr std::size_t kAltStackSize = 64 * 1024;
+constexpr std::size_t kAltStackSize = std::size_t{64} * 1024;
 
 struct sigaction old_segv, old_bus;
 bool installed = false;
