@@ -447,6 +447,39 @@ TEST(Idle, UsesNoCpuWithNothingRunnable) {
   EXPECT_LE(cpu_ms, 20.0) << "the process used " << cpu_ms << " ms of CPU over 1 s with nothing to run";
 }
 
+// Starts n goroutines that each park until released, runs while_parked()
+// once all of them are parked (or about to), then releases them and waits
+// until every one has finished.
+template <class F>
+void with_parked_goroutines(std::int64_t n, F&& while_parked) {
+  std::vector<Parker> parkers(static_cast<std::size_t>(n));
+  std::atomic<std::int64_t> started{0};
+  Countdown cd(n);
+  for (std::int64_t i = 0; i < n; i++) {
+    goro::go([&, p = &parkers[static_cast<std::size_t>(i)]] {
+      started++;
+      p->park();
+      cd.done();
+    });
+  }
+  while (started.load() < n) goro::yield();
+  while_parked();
+  for (auto& p : parkers) p.unpark();
+  cd.wait();
+}
+
+// Parks the calling goroutine for d: nothing of it runs meanwhile, so the
+// runtime's Ms can go idle. A plain thread wakes it.
+void park_for(std::chrono::milliseconds d) {
+  Parker p;
+  std::thread t([&] {
+    std::this_thread::sleep_for(d);
+    p.unpark();
+  });
+  p.park();
+  t.join();
+}
+
 // A million goroutines alive at once, each parked until released: the
 // stacks must fit Linux's default 65,530 mappings.
 TEST(Scale, MillionGoroutinesAlive) {
@@ -456,21 +489,10 @@ TEST(Scale, MillionGoroutinesAlive) {
   run_checked(
       [&] {
         maps_before = goro::testing::mapping_count();
-        std::vector<Parker> parkers(static_cast<std::size_t>(n));
-        std::atomic<std::int64_t> started{0};
-        Countdown cd(n);
-        for (std::int64_t i = 0; i < n; i++) {
-          goro::go([&, p = &parkers[static_cast<std::size_t>(i)]] {
-            started++;
-            p->park();
-            cd.done();
-          });
-        }
-        while (started.load() < n) goro::yield();
-        alive = goro::num_goroutine();
-        maps_alive = goro::testing::mapping_count();
-        for (auto& p : parkers) p.unpark();
-        cd.wait();
+        with_parked_goroutines(n, [&] {
+          alive = goro::num_goroutine();
+          maps_alive = goro::testing::mapping_count();
+        });
       },
       {.maxprocs = 2});
   std::printf("%lld goroutines alive: %d mappings (%d before), guard markers: %s\n", static_cast<long long>(n),
@@ -496,37 +518,12 @@ TEST(Scale, IdleRuntimeGivesStacksBack) {
   int after_burst = 0, after_idle = 0;
   run_checked(
       [&] {
-        std::vector<Parker> parkers(static_cast<std::size_t>(n));
-        std::atomic<std::int64_t> started{0};
-        Countdown cd(n);
-        for (std::int64_t i = 0; i < n; i++) {
-          goro::go([&, p = &parkers[static_cast<std::size_t>(i)]] {
-            started++;
-            p->park();
-            cd.done();
-          });
-        }
-        while (started.load() < n) goro::yield();
-        for (auto& p : parkers) p.unpark();
-        cd.wait();
+        with_parked_goroutines(n, [] {});
         // Let the dead Gs reach the global list (an idle P hands its own over).
-        Parker nap;
-        std::thread t([&] {
-          std::this_thread::sleep_for(50ms);
-          nap.unpark();
-        });
-        nap.park();
-        t.join();
+        park_for(50ms);
         after_burst = goro::testing::free_gs_with_stacks();
         // Idle for several scavenger periods: each idle M may scavenge.
-        for (int i = 0; i < 4; i++) {
-          std::thread t2([&] {
-            std::this_thread::sleep_for(150ms);
-            nap.unpark();
-          });
-          nap.park();
-          t2.join();
-        }
+        for (int i = 0; i < 4; i++) park_for(150ms);
         after_idle = goro::testing::free_gs_with_stacks();
       },
       {.maxprocs = 2});
