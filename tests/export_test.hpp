@@ -94,6 +94,12 @@ class Countdown {
 inline std::size_t stacks_in_use() { return runtime::stacks_in_use(); }
 inline std::size_t sudogs_allocated() { return runtime::sudogs_allocated(); }
 // Dead Gs on the global free list that still hold a committed stack.
+// Heap entries (live and stale) over every P's timer heap.
+inline int timers_in_heaps() {
+  int n = 0;
+  for (runtime::P* pp : runtime::allp) n += pp->timers.len.load();
+  return n;
+}
 inline int free_gs_with_stacks() { return runtime::sched.gFree.nstack.load(); }
 inline bool stack_guard_markers() { return runtime::stack_guard_markers(); }
 

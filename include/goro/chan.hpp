@@ -158,6 +158,13 @@ class Chan {
   iterator end() { return iterator(); }
 
   detail::hchan* raw() const noexcept { return c_; }
+  // A new handle to a channel of the core (retained).
+  static Chan from_raw(detail::hchan* c) noexcept {
+    detail::chanretain(c);
+    Chan ch(NilTag{});
+    ch.c_ = c;
+    return ch;
+  }
 
  private:
   struct NilTag {};

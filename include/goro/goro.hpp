@@ -7,3 +7,4 @@
 #include <goro/runtime.hpp>
 #include <goro/select.hpp>
 #include <goro/sync.hpp>
+#include <goro/time.hpp>

@@ -52,6 +52,27 @@ NewProc newproc_begin(std::size_t size, std::size_t align, EntryFn entry);
 void newproc_commit(NewProc np);
 void newproc_abort(NewProc np) noexcept;
 
+// The system-call hand-off (proc.cpp). entersyscall returns false on a
+// thread that is not running a goroutine, where there is nothing to do.
+bool entersyscall(bool block) noexcept;
+void exitsyscall() noexcept;
+struct SyscallExit {
+  bool active;
+  ~SyscallExit() {
+    if (active) exitsyscall();
+  }
+};
+template <class F>
+decltype(auto) syscall_call(F&& f, bool block) {
+  using R = std::invoke_result_t<F>;
+  SyscallExit exit{entersyscall(block)};
+  if constexpr (std::is_void_v<R>) {
+    std::invoke(std::forward<F>(f));
+  } else {
+    return std::decay_t<R>(std::invoke(std::forward<F>(f)));
+  }
+}
+
 template <class Fn, class... Args>
 struct Closure {
   Fn fn;
@@ -143,6 +164,33 @@ int num_goroutine();
 
 // The current goroutine's id; 0 outside goroutines.
 std::uint64_t goid();
+
+// runtime.LockOSThread: wire the calling goroutine to its thread: it runs
+// only there, and nothing else runs there, until as many unlock_os_thread
+// calls. A goroutine that exits while locked takes its thread with it.
+void lock_os_thread();
+// runtime.UnlockOSThread; without a matching lock, a no-op.
+void unlock_os_thread();
+
+// Runs f as a blocking system call (Go's entersyscall/exitsyscall): the
+// goroutine keeps its thread, and its P stays reserved for a quick return;
+// if f blocks for long, sysmon hands the P to another thread so the other
+// goroutines run meanwhile. Returns f's result by value; exceptions pass.
+template <class F>
+decltype(auto) syscall(F&& f) {
+  return detail::syscall_call(std::forward<F>(f), false);
+}
+// As syscall, for a call known to block: the P is handed off at once
+// (Go's entersyscallblock).
+template <class F>
+decltype(auto) blocking(F&& f) {
+  return detail::syscall_call(std::forward<F>(f), true);
+}
+
+// time.Sleep: parks the goroutine for d (returns at once if d <= 0). On a
+// thread that is not running a goroutine, sleeps the thread.
+void sleep_for(std::chrono::nanoseconds d);
+void sleep_until(Clock::time_point t);
 
 // Cooperative preemption point: cheap unless the runtime asked this goroutine
 // to yield (it has run for more than 10 ms).

@@ -99,11 +99,15 @@ struct ThreadWaiter {
 std::atomic<std::int32_t> foreign_wakers{0};
 
 ForeignWake::ForeignWake() : active_(getg() == nullptr) {
-  if (active_) foreign_wakers.fetch_add(1, std::memory_order_seq_cst);
+  if (active_) {
+    foreign_register();
+    foreign_wakers.fetch_add(1, std::memory_order_seq_cst);
+  }
 }
 
 G* current_waiter() {
   if (G* gp = getg()) return gp;
+  foreign_register();
   static thread_local ThreadWaiter tw;
   return &tw.g;
 }
@@ -375,6 +379,9 @@ void chanrelease(hchan* c) noexcept {
 }
 
 bool chansend(hchan* c, void* ep, bool block) {
+  // A preemption point, as Go's function prologues are: a goroutine that
+  // sends and receives without ever blocking still yields its slice.
+  goro::checkpoint();
   if (c == nullptr) {
     if (!block) return false;
     block_forever(WaitReason::chan_send_nil);
@@ -409,6 +416,7 @@ bool chansend(hchan* c, void* ep, bool block) {
 }
 
 RecvResult chanrecv(hchan* c, void* ep, bool block) {
+  goro::checkpoint();
   if (c == nullptr) {
     if (!block) return {false, false};
     block_forever(WaitReason::chan_receive_nil);

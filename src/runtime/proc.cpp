@@ -7,11 +7,14 @@
 // Mirrors proc.go.
 #include "proc.hpp"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -24,7 +27,9 @@
 #include "os.hpp"
 #include "panic.hpp"
 #include "san.hpp"
+#include "sema.hpp"
 #include "stack.hpp"
+#include "time.hpp"
 
 extern "C" {
 __thread goro::runtime::G* goro_tls_g __attribute__((tls_model("initial-exec"))) = nullptr;
@@ -33,8 +38,8 @@ __thread goro::runtime::G* goro_tls_g __attribute__((tls_model("initial-exec")))
 namespace goro::runtime {
 
 Sched sched;
-std::vector<P*> allp;
-std::int32_t gomaxprocs = 0;
+AllP allp;
+std::atomic<std::int32_t> gomaxprocs{0};
 M* allm = nullptr;
 Mutex allglock;
 std::vector<G*> allgs;
@@ -101,6 +106,12 @@ void casgstatus(G* gp, std::uint32_t from, std::uint32_t to) {
 std::int64_t nanotime() {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
+  return std::int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+std::int64_t coarsetime() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   return std::int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
 }
 
@@ -202,21 +213,28 @@ void pidleput(P* pp) {
 }
 
 // pidleget: take a P off the idle list. sched.lock must be held.
+void sysmonwake_locked();
+
 P* pidleget() {
   P* pp = sched.pidle;
   if (pp != nullptr) {
     idlepMask.clear(pp->id);
     sched.pidle = pp->link;
     sched.npidle.fetch_sub(1, std::memory_order_seq_cst);
+    // A P goes to work: sysmon, asleep while every P was idle, watches again.
+    if (sched.sysmonwait) sysmonwake_locked();
   }
   return pp;
 }
+
+void checkdead();
 
 // mput/mget: the idle M list. sched.lock must be held.
 void mput(M* mp) {
   mp->schedlink = sched.midle;
   sched.midle = mp;
   sched.nmidle++;
+  checkdead();
 }
 
 M* mget() {
@@ -286,14 +304,20 @@ void newm(M* mp) {
   mp->thread_created.store(true, std::memory_order_release);
 }
 
-// A new M, counted and linked into allm. sched.lock must be held.
-M* allocm_locked(void (*fn)(), P* pp) {
-  if (sched.mnext + 1 > sched.maxmcount) {
+// checkmcount: one more thread must stay within the limit (Go's
+// SetMaxThreads, $GORO_MAXTHREADS). sched.lock must be held.
+void checkmcount() {
+  if (sched.mnext - sched.nmfreed + 1 > sched.maxmcount) {
     printerr("runtime: program exceeds ");
     printerr_u64(static_cast<unsigned long long>(sched.maxmcount));
     printerr("-thread limit\n");
     detail::fatal("thread exhaustion");
   }
+}
+
+// A new M, counted and linked into allm. sched.lock must be held.
+M* allocm_locked(void (*fn)(), P* pp) {
+  checkmcount();
   M* mp = new M;
   mp->id = sched.mnext++;
   mp->g0 = new G;
@@ -377,9 +401,11 @@ void stopm() {
     return;
   }
   mput(mp);
+  mp->blocked = true;
   sched.lock.unlock();
   mp->park.sleep();
   mp->park.clear();
+  mp->blocked = false;
   if (sched.exiting.load(std::memory_order_acquire)) return;
   acquirep(mp->nextp);
   mp->nextp = nullptr;
@@ -568,22 +594,40 @@ void gostart(G* gp, std::uintptr_t top) {
 // schedule
 
 // stealWork: try to steal a runnable G from another P, in a random order
-// over four passes; runnext is stolen only on the last.
-G* stealWork(P* pp) {
+// over four passes; runnext is stolen, and other Ps' due timers are run,
+// only on the last. now and pollUntil are updated with what the timers
+// say; newWork is set when timers made something runnable elsewhere.
+G* stealWork(P* pp, std::int64_t& now, std::int64_t& pollUntil, bool& newWork) {
   constexpr int kStealTries = 4;
+  newWork = false;
   for (int i = 0; i < kStealTries; i++) {
-    bool stealRunNextG = i == kStealTries - 1;
+    bool stealTimersOrRunNextG = i == kStealTries - 1;
     for (RandomEnum e = stealOrder.start(fastrand()); !e.done(); e.next()) {
       if (sched.exiting.load(std::memory_order_relaxed)) return nullptr;
+      if (sched.gcwaiting.load(std::memory_order_relaxed)) {
+        newWork = true;  // back to the top, to stop
+        return nullptr;
+      }
       P* p2 = allp[e.position()];
       if (pp == p2) continue;
-      // (Timers of p2 are run here on the last pass: issue 5.)
+      // Run p2's due timers: its M may be busy with a long goroutine, or
+      // asleep. A timer readies its goroutine onto our P.
+      if (stealTimersOrRunNextG && p2->timers.timer0When.load(std::memory_order_relaxed) != 0) {
+        bool ran = false;
+        std::int64_t w = checkTimers(p2, now, &ran);
+        if (w != 0 && (pollUntil == 0 || w < pollUntil)) pollUntil = w;
+        if (ran) {
+          bool inherit = false;
+          if (G* gp = goro::runtime::runqget(pp->runq, inherit)) return gp;
+          newWork = true;
+        }
+      }
       // Don't bother to attempt to steal if p2 is idle.
       if (!idlepMask.read(e.position())) {
         std::uint32_t n = 0;
         G* gp = goro::runtime::runqsteal(
-            pp->runq, p2->runq, stealRunNextG, [p2] { return p2->status.load(std::memory_order_relaxed) == _Prunning; },
-            &n);
+            pp->runq, p2->runq, stealTimersOrRunNextG,
+            [p2] { return p2->status.load(std::memory_order_relaxed) == _Prunning; }, &n);
         if (gp != nullptr) {
           pp->counters.steals.inc();
           pp->counters.stolen.inc(n);
@@ -609,6 +653,33 @@ P* checkRunqsNoP() {
   return nullptr;
 }
 
+void gcstopm();
+
+// pollBreak: wake the M sleeping until the next timer (Go's netpollBreak).
+// Sticky: a break before the sleep makes the sleep return at once.
+void pollBreak() {
+  if (sched.pollWake.exchange(1, std::memory_order_seq_cst) == 0) futexwakeup(&sched.pollWake, 1);
+}
+
+// Sleep, holding no P, until the earliest timer (pollUntil) or a
+// pollBreak; then take an idle P if there is one. Only one M at a time
+// (sched.polling) sleeps here: Go's M blocked in netpoll(delay).
+P* pollTimers(M* mp, std::int64_t pollUntil) {
+  sched.pollUntil.store(pollUntil, std::memory_order_seq_cst);
+  std::int64_t delay = pollUntil - nanotime();
+  if (delay > 0 && !sched.exiting.load(std::memory_order_acquire)) {
+    mp->blocked = true;
+    futexsleep(&sched.pollWake, 0, delay);
+    mp->blocked = false;
+  }
+  sched.pollUntil.store(0, std::memory_order_seq_cst);
+  sched.pollWake.store(0, std::memory_order_seq_cst);
+  sched.polling.store(false, std::memory_order_seq_cst);
+  MutexGuard l(sched.lock);
+  if (sched.gcwaiting.load(std::memory_order_relaxed)) return nullptr;
+  return pidleget();
+}
+
 // findRunnable: find a runnable goroutine, blocking (stopm) until one
 // appears. Returns nullptr when the runtime exits.
 G* findRunnable(bool& inheritTime) {
@@ -616,8 +687,16 @@ G* findRunnable(bool& inheritTime) {
 top:
   if (sched.exiting.load(std::memory_order_acquire)) return nullptr;
   P* pp = mp->p;
-  // (Stop-the-world waits and per-P timers go here: issue 5.)
+  if (sched.gcwaiting.load(std::memory_order_acquire)) {
+    gcstopm();
+    goto top;
+  }
   inheritTime = false;
+
+  // now and pollUntil are kept for the steal loop's timer checks; now
+  // stays 0 (unread) while no timer is due.
+  std::int64_t now = 0;
+  std::int64_t pollUntil = checkTimers(pp, now);
 
   // Check the global runnable queue once in a while to ensure fairness.
   // Otherwise two goroutines can completely occupy the local runqueue by
@@ -625,12 +704,19 @@ top:
   // taken from runnext does not advance (it inherits the time slice), so a
   // chain of goroutines respawning through runnext keeps Go's global queue
   // waiting until the tick happens to be a multiple of 61 (over a second,
-  // measured with Go 1.19). goro counts every round instead.
-  if (++pp->fairtick % 61 == 0 && sched.runqsize.load(std::memory_order_relaxed) > 0) {
+  // measured with Go 1.19). goro counts every round instead. A slice that
+  // sysmon found too long (preempt) also looks here first.
+  bool preempted = pp->preempt.load(std::memory_order_relaxed);
+  if ((++pp->fairtick % 61 == 0 || preempted) && sched.runqsize.load(std::memory_order_relaxed) > 0) {
     sched.lock.lock();
     G* gp = globrunqget(pp, 1);
     sched.lock.unlock();
     if (gp != nullptr) return gp;
+  }
+  if (preempted) {
+    // The slice is over: runnext, which would inherit it, goes behind the
+    // goroutines already waiting in the ring.
+    if (G* next = pp->runq.runnext.exchange(nullptr, std::memory_order_seq_cst)) runqput(pp, next, false);
   }
 
   // local runq
@@ -649,17 +735,24 @@ top:
   // Spinning Ms: steal work from other Ps. Limit the number of spinning Ms
   // to half the number of busy Ps: on a machine with few busy Ps, many
   // spinning Ms burn CPU for nothing.
-  if (mp->spinning || 2 * sched.nmspinning.load() < gomaxprocs - sched.npidle.load()) {
+  if (mp->spinning || 2 * sched.nmspinning.load() < gomaxprocs.load(std::memory_order_relaxed) - sched.npidle.load()) {
     if (!mp->spinning) {
       mp->spinning = true;
       sched.nmspinning.fetch_add(1);
     }
-    if (G* gp = stealWork(pp)) return gp;
+    bool newWork = false;
+    if (now == 0) now = nanotime();
+    if (G* gp = stealWork(pp, now, pollUntil, newWork)) return gp;
+    if (newWork) goto top;
   }
 
   // Return P and block.
   gfpurge(pp);
   sched.lock.lock();
+  if (sched.gcwaiting.load(std::memory_order_relaxed)) {
+    sched.lock.unlock();
+    goto top;
+  }
   if (sched.runqsize.load(std::memory_order_relaxed) != 0) {
     G* gp = globrunqget(pp, 0);
     sched.lock.unlock();
@@ -700,9 +793,24 @@ top:
         goto top;
       }
     }
-    // (Timers: checkTimersNoP, issue 5.)
   }
-  // (Block in netpoll until the next timer: later issues.)
+
+  // Sleep until the earliest timer of any P (Go's checkTimersNoP and
+  // netpoll(delay)): one M at a time does; the others make sure its sleep
+  // ends no later than their own deadline.
+  std::int64_t next = timeSleepUntil();
+  if (next != 0 && (pollUntil == 0 || next < pollUntil)) pollUntil = next;
+  if (pollUntil != 0) {
+    if (!sched.polling.exchange(true, std::memory_order_seq_cst)) {
+      if (P* p2 = pollTimers(mp, pollUntil)) {
+        acquirep(p2);
+        goto top;
+      }
+    } else {
+      std::int64_t pu = sched.pollUntil.load(std::memory_order_seq_cst);
+      if (pu == 0 || pu > pollUntil) pollBreak();
+    }
+  }
   stopm();
   goto top;
 }
@@ -716,9 +824,12 @@ Gobuf* execute(G* gp, bool inheritTime) {
   gp->m = mp;
   casgstatus(gp, _Grunnable, _Grunning);
   gp->waitsince = 0;
-  gp->preempt.store(false, std::memory_order_relaxed);
   P* pp = mp->p;
-  if (!inheritTime) pp->schedtick++;
+  if (!inheritTime) {
+    // A new time slice: sysmon measures slices by this tick.
+    pp->schedtick.store(pp->schedtick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    pp->preempt.store(false, std::memory_order_relaxed);
+  }
   pp->counters.switches.inc();
   return gogo(gp);
 }
@@ -737,19 +848,35 @@ Gobuf* mexit() {
 
 // schedule: one round of the scheduler: find a runnable goroutine and
 // switch to it. Runs on g0; returns the context to gogo to.
+void stoplockedm();
+void startlockedm(G* gp);
+
 Gobuf* schedule() {
   M* mp = getg()->m;
   if (mp->locks != 0) detail::fatal("schedule: holding locks");
-  if (mp->p != nullptr && mp->spinning && !runqempty(mp->p->runq)) {
-    detail::fatal("schedule: spinning with local work");
+  if (mp->lockedg != nullptr) {
+    // This M runs only its locked G: wait until it is runnable.
+    stoplockedm();
+    if (sched.exiting.load(std::memory_order_acquire)) return mexit();
+    return execute(mp->lockedg, false);
   }
-  bool inheritTime = false;
-  G* gp = findRunnable(inheritTime);
-  if (gp == nullptr) return mexit();
-  // This M is about to run a goroutine; if it was spinning, another M may
-  // have to spin in its place.
-  if (mp->spinning) resetspinning();
-  return execute(gp, inheritTime);
+  for (;;) {
+    if (mp->p != nullptr && mp->spinning && !runqempty(mp->p->runq)) {
+      detail::fatal("schedule: spinning with local work");
+    }
+    bool inheritTime = false;
+    G* gp = findRunnable(inheritTime);
+    if (gp == nullptr) return mexit();
+    // This M is about to run a goroutine; if it was spinning, another M may
+    // have to spin in its place.
+    if (mp->spinning) resetspinning();
+    if (gp->lockedm != nullptr) {
+      // Hands off own P to the locked M, then blocks waiting for a new P.
+      startlockedm(gp);
+      continue;
+    }
+    return execute(gp, inheritTime);
+  }
 }
 
 void dropg() {
@@ -763,6 +890,7 @@ void dropg() {
 
 Gobuf* park_m(G* gp) {
   M* mp = getg()->m;
+  gp->waitsince = coarsetime();
   casgstatus(gp, _Grunning, _Gwaiting);
   dropg();
   if (auto fn = mp->waitunlockf) {
@@ -803,14 +931,21 @@ Gobuf* gopreempt_m(G* gp) {
   return goschedImpl(gp);
 }
 
+Gobuf* mexitlocked();
+
 // goexit0: on g0, gp has finished: it goes on the free list with its stack.
+// A goroutine that ends while locked to its thread takes the thread with
+// it (Go: the thread may be in a state nobody else should inherit).
 Gobuf* goexit0(G* gp) {
   M* mp = getg()->m;
   casgstatus(gp, _Grunning, _Gdead);
   gp->waitreason = WaitReason::zero;
   gp->entry = nullptr;
   gp->closure = nullptr;
-  gp->preempt.store(false, std::memory_order_relaxed);
+  bool locked = mp->lockedExt != 0;
+  mp->lockedExt = 0;
+  mp->lockedg = nullptr;
+  gp->lockedm = nullptr;
   dropg();
   if (san::kTsan) {
     // A fiber's shadow stack keeps the frames that led to the final mcall;
@@ -819,6 +954,7 @@ Gobuf* goexit0(G* gp) {
     gp->sched.fiber = nullptr;
   }
   gfput(mp->p, gp);
+  if (locked) return mexitlocked();
   return schedule();
 }
 
@@ -831,6 +967,16 @@ void main_returned() {
   MutexGuard l(sched.lock);
   sched.exiting.store(true, std::memory_order_seq_cst);
   while (M* mp = mget()) mp->park.wakeup();
+  // Ms waiting for their locked goroutine, or wedged (m0 whose locked
+  // goroutine exited), are not on the idle list.
+  for (M* mp = allm; mp != nullptr; mp = mp->alllink) {
+    if (mp->lockedidle) {
+      mp->lockedidle = false;
+      mp->park.wakeup();
+    }
+  }
+  pollBreak();
+  sysmonwake_locked();
 }
 
 // The first frame of every goroutine, entered by gogo; returns into
@@ -853,6 +999,627 @@ void goentry() {
   // Go's main: when main returns, the program exits; a main that called
   // Goexit leaves the other goroutines running.
   if (gp == maingp && !goexited) main_returned();
+}
+
+// ---------------------------------------------------------------------------
+// System calls and hand-offs
+
+// handoffp: hand off pp from an M that is blocked in a system call, is
+// locked to a waiting G, or is exiting: start an M on it if there is work,
+// else put it on the idle list. Mirrors Go's conditions.
+void handoffp(P* pp) {
+  // If it has local work, start it straight away.
+  if (!runqempty(pp->runq) || sched.runqsize.load(std::memory_order_relaxed) != 0) {
+    startm(pp, false);
+    return;
+  }
+  // No local work: if no M is spinning and no P is idle, our help may be
+  // needed by work that appears soon.
+  std::int32_t zero = 0;
+  if (sched.nmspinning.load() + sched.npidle.load() == 0 && sched.nmspinning.compare_exchange_strong(zero, 1)) {
+    startm(pp, true);
+    return;
+  }
+  sched.lock.lock();
+  if (sched.gcwaiting.load(std::memory_order_relaxed)) {
+    pp->status.store(_Pgcstop, std::memory_order_relaxed);
+    if (--sched.stopwait == 0) sched.stopnote.wakeup();
+    sched.lock.unlock();
+    return;
+  }
+  if (sched.runqsize.load(std::memory_order_relaxed) != 0) {
+    sched.lock.unlock();
+    startm(pp, false);
+    return;
+  }
+  // The last running P, with timers pending and nobody sleeping until
+  // them: an M must (Go: "nobody is polling network").
+  if (sched.npidle.load() == gomaxprocs.load(std::memory_order_relaxed) - 1 &&
+      !sched.polling.load(std::memory_order_seq_cst) && timeSleepUntil() != 0) {
+    sched.lock.unlock();
+    startm(pp, false);
+    return;
+  }
+  std::int64_t when = pp->timers.timer0When.load(std::memory_order_acquire);
+  gfpurge(pp);
+  pidleput(pp);
+  sched.lock.unlock();
+  if (when != 0) wakeNetPoller(when);
+}
+
+// exitsyscallfast: back from a system call, take the old P if sysmon left
+// it, else an idle one.
+bool exitsyscallfast(P* oldp) {
+  if (oldp != nullptr && oldp->status.load(std::memory_order_relaxed) == _Psyscall) {
+    std::uint32_t s = _Psyscall;
+    if (oldp->status.compare_exchange_strong(s, _Pidle, std::memory_order_acq_rel)) {
+      acquirep(oldp);
+      return true;
+    }
+  }
+  if (sched.npidle.load(std::memory_order_relaxed) > 0) {
+    sched.lock.lock();
+    P* pp = sched.gcwaiting.load(std::memory_order_relaxed) ? nullptr : pidleget();
+    sched.lock.unlock();
+    if (pp != nullptr) {
+      acquirep(pp);
+      return true;
+    }
+  }
+  return false;
+}
+
+// exitsyscall0: on g0, no P was free: gp goes to the global queue (or runs
+// at once on an idle P that appeared) and the M stops.
+Gobuf* exitsyscall0(G* gp) {
+  M* mp = getg()->m;
+  casgstatus(gp, _Gsyscall, _Grunnable);
+  dropg();
+  sched.lock.lock();
+  P* pp = sched.gcwaiting.load(std::memory_order_relaxed) ? nullptr : pidleget();
+  if (pp == nullptr) globrunqput(gp);
+  sched.lock.unlock();
+  if (pp != nullptr) {
+    acquirep(pp);
+    return execute(gp, false);
+  }
+  if (mp->lockedg != nullptr) {
+    // Wait until another M schedules gp, and hands us its P.
+    stoplockedm();
+    if (sched.exiting.load(std::memory_order_acquire)) return mexit();
+    return execute(gp, false);
+  }
+  stopm();
+  return schedule();
+}
+
+// ---------------------------------------------------------------------------
+// Locked Ms (LockOSThread)
+
+// stoplockedm: the M is locked to a G that cannot run now: hand the P off
+// and sleep until startlockedm passes one back with the G runnable.
+void stoplockedm() {
+  M* mp = getg()->m;
+  if (mp->lockedg == nullptr || mp->lockedg->lockedm != mp) detail::fatal("stoplockedm: inconsistent locking");
+  if (mp->p != nullptr) {
+    // Schedule another M to run this P.
+    P* pp = releasep();
+    handoffp(pp);
+  }
+  sched.lock.lock();
+  if (sched.exiting.load(std::memory_order_relaxed)) {
+    sched.lock.unlock();
+    return;
+  }
+  sched.nmidlelocked++;
+  mp->lockedidle = true;
+  mp->blocked = true;
+  checkdead();
+  sched.lock.unlock();
+  mp->park.sleep();
+  mp->park.clear();
+  mp->blocked = false;
+  if (sched.exiting.load(std::memory_order_acquire)) return;
+  acquirep(mp->nextp);
+  mp->nextp = nullptr;
+}
+
+// startlockedm: gp, locked to another M, is runnable: give that M our P
+// (and gp) and stop.
+void startlockedm(G* gp) {
+  M* mp = getg()->m;
+  M* lm = gp->lockedm;
+  if (lm == mp) detail::fatal("startlockedm: locked to me");
+  if (lm->nextp != nullptr) detail::fatal("startlockedm: m has p");
+  // Directly hand off the current P to the locked M.
+  P* pp = releasep();
+  sched.lock.lock();
+  bool exiting = sched.exiting.load(std::memory_order_relaxed);
+  if (!exiting) {
+    sched.nmidlelocked--;
+    lm->lockedidle = false;
+    lm->nextp = pp;
+    // gp goes back to runnable on the locked M, which runs it directly:
+    // park it in runnext of the handed-off P is not needed, lm->lockedg is gp.
+  }
+  sched.lock.unlock();
+  if (!exiting) lm->park.wakeup();
+  stopm();
+  if (mp->p == nullptr && !sched.exiting.load(std::memory_order_acquire)) detail::fatal("startlockedm: no p");
+}
+
+// mexitlocked: the M's locked goroutine exited: the thread exits too (the
+// run's teardown joins it). m0 cannot: run() returns on it, so it waits,
+// wedged, for the end of the run, as Go's m0 does.
+Gobuf* mexitlocked() {
+  M* mp = getg()->m;
+  P* pp = releasep();
+  handoffp(pp);
+  sched.lock.lock();
+  if (mp->is_m0) {
+    if (!sched.exiting.load(std::memory_order_relaxed)) {
+      sched.nmidlelocked++;  // wedged: not running, for checkdead
+      mp->lockedidle = true;
+      checkdead();
+      sched.lock.unlock();
+      mp->park.sleep();
+      mp->park.clear();
+    } else {
+      sched.lock.unlock();
+    }
+    return mexit();
+  }
+  sched.nmfreed++;
+  mp->exited = true;
+  checkdead();
+  sched.lock.unlock();
+  return mexit();
+}
+
+// ---------------------------------------------------------------------------
+// Stop-the-world
+
+// preemptall: ask the goroutine running on every P to stop at its next
+// preemption point.
+void preemptall() {
+  for (P* pp : allp) {
+    if (pp->status.load(std::memory_order_relaxed) == _Prunning) pp->preempt.store(true, std::memory_order_relaxed);
+  }
+}
+
+// gcstopm: stop the current M for stop-the-world; it sleeps (stopm) until
+// the world starts again.
+void gcstopm() {
+  M* mp = getg()->m;
+  if (mp->spinning) {
+    mp->spinning = false;
+    if (sched.nmspinning.fetch_sub(1) - 1 < 0) detail::fatal("gcstopm: negative nmspinning");
+  }
+  P* pp = releasep();
+  sched.lock.lock();
+  pp->status.store(_Pgcstop, std::memory_order_relaxed);
+  if (--sched.stopwait == 0) sched.stopnote.wakeup();
+  sched.lock.unlock();
+  stopm();
+}
+
+// P.destroy: pp leaves (procresize shrinks). Its goroutines go to the
+// global queue, its timers to `to`, its free Gs to the global list.
+void pdestroy(P* pp, P* to) {
+  GQueue q;
+  std::int32_t n = 0;
+  if (G* next = pp->runq.runnext.exchange(nullptr)) {
+    q.pushBack(next);
+    n++;
+  }
+  bool inherit = false;
+  while (G* gp = goro::runtime::runqget(pp->runq, inherit)) {
+    q.pushBack(gp);
+    n++;
+  }
+  // To the head of the global queue, in order: they were runnable first.
+  if (n > 0) {
+    q.pushBackAll(sched.runq);
+    sched.runq = q;
+    sched.runqsize.store(sched.runqsize.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  moveTimers(pp, to);
+  gfpurge(pp);
+  pp->status.store(_Pdead, std::memory_order_relaxed);
+}
+
+// procresize: change the number of Ps to nprocs, with the world stopped
+// and sched.lock held. Returns the Ps with local work (linked by link),
+// which need an M; the others go idle. The current M keeps its P if it
+// survives, else takes allp[0].
+P* procresize(std::int32_t nprocs) {
+  std::int32_t old = gomaxprocs.load(std::memory_order_relaxed);
+  if (nprocs < 1 || nprocs > detail::kMaxProcs) detail::fatal("procresize: invalid arg");
+  // Grow: new Ps (or dead ones brought back) start stopped.
+  for (std::int32_t i = old; i < nprocs; i++) {
+    P* pp = allp.slot(static_cast<std::size_t>(i));
+    if (pp == nullptr) {
+      pp = new P;
+      pp->id = i;
+      allp.set_slot(static_cast<std::size_t>(i), pp);
+    }
+    pp->status.store(_Pgcstop, std::memory_order_relaxed);
+  }
+  M* mp = getg()->m;
+  P* cur = mp->p;
+  if (cur != nullptr && cur->id < nprocs) {
+    // Continue to use the current P.
+    cur->status.store(_Prunning, std::memory_order_relaxed);
+  } else {
+    // Release the current P and acquire allp[0].
+    if (cur != nullptr) {
+      cur->m = nullptr;
+      mp->p = nullptr;
+    }
+    P* p0 = allp[0];
+    p0->m = nullptr;
+    p0->status.store(_Pidle, std::memory_order_relaxed);
+    acquirep(p0);
+    cur = p0;
+  }
+  // Shrink: the Ps beyond nprocs give everything to the current P or the
+  // global queue.
+  for (std::int32_t i = nprocs; i < old; i++) pdestroy(allp[static_cast<std::size_t>(i)], cur);
+  allp.set_size(static_cast<std::size_t>(nprocs));
+  gomaxprocs.store(nprocs, std::memory_order_seq_cst);
+  stealOrder.reset(static_cast<std::uint32_t>(nprocs));
+  idlepMask.reset();
+  P* runnablePs = nullptr;
+  for (std::int32_t i = nprocs - 1; i >= 0; i--) {
+    P* pp = allp[static_cast<std::size_t>(i)];
+    if (pp == cur) continue;
+    pp->status.store(_Pidle, std::memory_order_relaxed);
+    pp->m = nullptr;
+    if (runqempty(pp->runq)) {
+      pidleput(pp);
+    } else {
+      pp->link = runnablePs;
+      runnablePs = pp;
+    }
+  }
+  return runnablePs;
+}
+
+// ---------------------------------------------------------------------------
+// sysmon
+
+constexpr std::int64_t kForcePreemptNS = std::int64_t{10} * 1000 * 1000;  // Go's forcePreemptNS
+
+std::int32_t debug_schedtrace = 0;  // GORO_DEBUG=schedtrace=MS
+bool debug_scheddetail = false;     // GORO_DEBUG=scheddetail=1
+std::int64_t runstarttime = 0;
+
+void sysmonwake_locked() {
+  sched.sysmonwait = false;
+  sched.sysmonWake.store(1, std::memory_order_seq_cst);
+  futexwakeup(&sched.sysmonWake, 1);
+}
+
+void sysmonsleep(std::int64_t ns) {
+  futexsleep(&sched.sysmonWake, 0, ns);
+  sched.sysmonWake.store(0, std::memory_order_seq_cst);
+}
+
+// retake: hand off Ps that have sat in a system call, and ask goroutines
+// that have run for a whole forcePreemptNS slice to yield. Returns the
+// number of Ps retaken.
+std::uint32_t retake(std::int64_t now) {
+  std::uint32_t n = 0;
+  for (P* pp : allp) {
+    auto& pd = pp->sysmontick;
+    std::uint32_t s = pp->status.load(std::memory_order_acquire);
+    bool sysretake = false;
+    if (s == _Prunning || s == _Psyscall) {
+      // Preempt G if it's running for too long.
+      std::uint32_t t = pp->schedtick.load(std::memory_order_relaxed);
+      if (pd.schedtick != t) {
+        pd.schedtick = t;
+        pd.schedwhen = now;
+      } else if (pd.schedwhen + kForcePreemptNS <= now) {
+        pp->preempt.store(true, std::memory_order_relaxed);
+        // In case of syscall, preemption does not work: retake the P.
+        sysretake = true;
+      }
+    }
+    if (s == _Psyscall) {
+      // Retake P from syscall if it's there for more than 1 sysmon tick.
+      std::uint32_t t = pp->syscalltick.load(std::memory_order_relaxed);
+      if (!sysretake && pd.syscalltick != t) {
+        pd.syscalltick = t;
+        pd.syscallwhen = now;
+        continue;
+      }
+      // On the one hand we don't want to retake Ps if there is no other
+      // work to do, but on the other hand we want to retake them
+      // eventually because they can prevent the sysmon thread from deep
+      // sleep.
+      if (runqempty(pp->runq) && sched.nmspinning.load() + sched.npidle.load() > 0 &&
+          pd.syscallwhen + kForcePreemptNS > now) {
+        continue;
+      }
+      std::uint32_t expect = _Psyscall;
+      if (pp->status.compare_exchange_strong(expect, _Pidle, std::memory_order_acq_rel)) {
+        n++;
+        pp->syscalltick.store(t + 1, std::memory_order_relaxed);
+        pp->counters.handoffs.inc();
+        handoffp(pp);
+      }
+    }
+  }
+  return n;
+}
+
+void schedtrace(bool detailed);
+
+// sysmon: a thread of its own, with no P, that runs while any P works:
+// retakes Ps from system calls, asks long-running goroutines to yield,
+// prints schedtrace. Sleeps 20 us, doubling after 1 ms without anything
+// to do, up to 10 ms; and not at all while every P is idle.
+void* sysmon(void*) {
+  std::int64_t lasttrace = 0;
+  int idle = 0;  // how many cycles in succession we had not woken somebody
+  std::int64_t delay = 0;
+  for (;;) {
+    if (idle == 0) {
+      delay = 20;  // start with 20us sleep...
+    } else if (idle > 50) {
+      delay *= 2;  // start doubling the sleep after 1ms...
+    }
+    if (delay > 10 * 1000) delay = 10 * 1000;  // up to 10ms
+    sysmonsleep(delay * 1000);
+    if (sched.exiting.load(std::memory_order_acquire)) break;
+    std::int64_t now = nanotime();
+    if (debug_schedtrace <= 0 &&
+        (sched.gcwaiting.load() || sched.npidle.load() == gomaxprocs.load(std::memory_order_relaxed))) {
+      sched.lock.lock();
+      if (!sched.exiting.load(std::memory_order_relaxed) &&
+          (sched.gcwaiting.load() || sched.npidle.load() == gomaxprocs.load(std::memory_order_relaxed))) {
+        // Deep sleep: until the next timer, or until a P goes to work.
+        std::int64_t next = timeSleepUntil();
+        if (next == 0 || next > now) {
+          sched.sysmonwait = true;
+          bool deferred = sched.deadlockDeferred.load();
+          sched.lock.unlock();
+          std::int64_t sleep = next == 0 ? -1 : next - now;
+          // A deadlock put off for plain threads is looked at again.
+          constexpr std::int64_t kDeadlockRecheck = std::int64_t{100} * 1000 * 1000;
+          if (deferred && (sleep < 0 || sleep > kDeadlockRecheck)) sleep = kDeadlockRecheck;
+          sysmonsleep(sleep);
+          sched.lock.lock();
+          sched.sysmonwait = false;
+          if (deferred && !sched.exiting.load(std::memory_order_relaxed)) {
+            sched.deadlockDeferred.store(false);
+            checkdead();
+          }
+          idle = 0;
+          delay = 20;
+        }
+      }
+      sched.lock.unlock();
+      if (sched.exiting.load(std::memory_order_acquire)) break;
+      now = nanotime();
+    }
+    // A timer long overdue while nobody sleeps until timers (every M busy
+    // with long goroutines, or asleep): start a spinning M to run it.
+    std::int64_t next = timeSleepUntil();
+    if (next != 0 && next + 1000 * 1000 < now && !sched.polling.load()) wakep();
+    if (retake(now) != 0) {
+      idle = 0;
+    } else {
+      idle++;
+    }
+    if (debug_schedtrace > 0 && lasttrace + std::int64_t{debug_schedtrace} * 1000000 <= now) {
+      lasttrace = now;
+      schedtrace(debug_scheddetail);
+    }
+  }
+  return nullptr;
+}
+
+// newsysmon: start sysmon's thread. It counts against the thread limit,
+// but not as a running M for checkdead (nmsys).
+void newsysmon() {
+  sched.lock.lock();
+  checkmcount();
+  sched.mnext++;
+  sched.nmsys++;
+  sched.lock.unlock();
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, san::kAsan || san::kTsan ? 8 << 20 : 256 << 10);
+  int err = pthread_create(&sched.sysmonthread, &attr, &sysmon, nullptr);
+  pthread_attr_destroy(&attr);
+  if (err != 0) detail::fatal("newosproc: pthread_create failed (sysmon)");
+  sched.sysmonstarted = true;
+}
+
+// GORO_DEBUG=schedtrace=MS,scheddetail=1 (Go's GODEBUG names).
+void parsedebugvars() {
+  debug_schedtrace = 0;
+  debug_scheddetail = false;
+  const char* s = std::getenv("GORO_DEBUG");
+  if (s == nullptr) return;
+  std::string v(s);
+  std::size_t i = 0;
+  while (i <= v.size()) {
+    std::size_t j = v.find(',', i);
+    if (j == std::string::npos) j = v.size();
+    std::string kv = v.substr(i, j - i);
+    std::size_t eq = kv.find('=');
+    if (eq != std::string::npos) {
+      std::string key = kv.substr(0, eq), val = kv.substr(eq + 1);
+      char* end = nullptr;
+      long n = std::strtol(val.c_str(), &end, 10);
+      bool ok = !val.empty() && *end == '\0' && n >= 0 && n <= (1L << 30);
+      if (!ok) {
+        throw std::invalid_argument("goro::run: $GORO_DEBUG: " + key + "=" + val + " is not a non-negative number");
+      }
+      if (key == "schedtrace") debug_schedtrace = static_cast<std::int32_t>(n);
+      if (key == "scheddetail") debug_scheddetail = n != 0;
+    }
+    i = j + 1;
+  }
+  // scheddetail alone prints nothing, as in Go: it details schedtrace.
+}
+
+std::int32_t mcount() { return static_cast<std::int32_t>(sched.mnext) - sched.nmfreed; }
+
+// schedtrace: Go's SCHED lines. It reads Ms, Ps and Gs that change under
+// it, as Go's does: the figures are a snapshot, not a consistent cut.
+__attribute__((no_sanitize("thread"))) void schedtrace(bool detailed) {
+  std::int64_t now = nanotime();
+  std::string out;
+  char buf[256];
+  MutexGuard l(sched.lock);
+  std::snprintf(buf, sizeof buf,
+                "SCHED %lldms: gomaxprocs=%d idleprocs=%d threads=%d spinningthreads=%d needspinning=0 "
+                "idlethreads=%d runqueue=%d",
+                static_cast<long long>((now - runstarttime) / 1000000), gomaxprocs.load(), sched.npidle.load(),
+                mcount(), sched.nmspinning.load(), sched.nmidle, sched.runqsize.load());
+  out += buf;
+  if (detailed) {
+    std::snprintf(buf, sizeof buf, " gcwaiting=%s nmidlelocked=%d stopwait=%d sysmonwait=%s\n",
+                  sched.gcwaiting.load() ? "true" : "false", sched.nmidlelocked, sched.stopwait,
+                  sched.sysmonwait ? "true" : "false");
+    out += buf;
+  }
+  std::size_t np = allp.size();
+  for (std::size_t i = 0; i < np; i++) {
+    P* pp = allp[i];
+    M* mp = pp->m;
+    std::uint32_t len = runqlen(pp->runq);
+    if (detailed) {
+      std::snprintf(buf, sizeof buf,
+                    "  P%zu: status=%u schedtick=%u syscalltick=%u m=%lld runqsize=%u gfreecnt=%d timerslen=%d\n", i,
+                    pp->status.load(), pp->schedtick.load(), pp->syscalltick.load(),
+                    static_cast<long long>(mp != nullptr ? mp->id : -1), len, pp->gFree.n.load(),
+                    pp->timers.len.load());
+    } else {
+      std::snprintf(buf, sizeof buf, " %s%u%s", i == 0 ? "[" : "", len, i == np - 1 ? "]\n" : "");
+    }
+    out += buf;
+  }
+  if (detailed) {
+    for (M* mp = allm; mp != nullptr; mp = mp->alllink) {
+      P* pp = mp->p;
+      G* gp = mp->curg;
+      G* lg = mp->lockedg;
+      std::snprintf(buf, sizeof buf,
+                    "  M%lld: p=%d curg=%lld mallocing=0 throwing=0 preemptoff= locks=%d dying=0 spinning=%s "
+                    "blocked=%s lockedg=%lld\n",
+                    static_cast<long long>(mp->id), pp != nullptr ? pp->id : -1,
+                    gp != nullptr ? static_cast<long long>(gp->goid) : -1LL, mp->locks,
+                    mp->spinning ? "true" : "false", mp->blocked ? "true" : "false",
+                    lg != nullptr ? static_cast<long long>(lg->goid) : -1LL);
+      out += buf;
+    }
+    MutexGuard la(allglock);
+    for (G* gp : allgs) {
+      M* mp = gp->m;
+      M* lm = gp->lockedm;
+      std::snprintf(buf, sizeof buf, "  G%llu: status=%u(%s) m=%lld lockedm=%lld\n",
+                    static_cast<unsigned long long>(gp->goid), readgstatus(gp), wait_reason_string(gp->waitreason),
+                    static_cast<long long>(mp != nullptr ? mp->id : -1),
+                    static_cast<long long>(lm != nullptr ? lm->id : -1));
+      out += buf;
+    }
+  }
+  printerr(out.c_str());
+}
+
+// ---------------------------------------------------------------------------
+// Deadlock detection
+
+// The process's thread count (-1: cannot tell), from /proc/self/stat.
+long procthreads() {
+  int fd = ::open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char buf[1024];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return -1;
+  buf[n] = '\0';
+  // Field 20 (num_threads), counted after the ")" that ends field 2.
+  const char* p = std::strrchr(buf, ')');
+  if (p == nullptr) return -1;
+  int field = 2;
+  for (; *p != '\0' && field < 20; p++) {
+    if (*p == ' ') field++;
+  }
+  return std::strtol(p, nullptr, 10);
+}
+
+// Threads of the process that are not Ms of this run (nor there before it
+// began): plain threads that may yet use the runtime.
+bool unknownThreadsAlive() {
+  long threads = procthreads();
+  return threads < 0 || threads > mcount() + sched.basethreads;
+}
+
+// checkdead: called with sched.lock held whenever an M goes idle. If no M
+// is running, no goroutine can ever run again: a deadlock (Go's checkdead),
+// unless a timer is pending or a plain thread may still wake somebody.
+void checkdead() {
+  if (sched.exiting.load(std::memory_order_relaxed)) return;
+  std::int32_t run = mcount() - sched.nmidle - sched.nmidlelocked - sched.nmsys;
+  if (run > 0) return;
+  if (run < 0) {
+    printerr("runtime: checkdead: nmidle=");
+    printerr_u64(static_cast<unsigned long long>(sched.nmidle));
+    printerr(" nmidlelocked=");
+    printerr_u64(static_cast<unsigned long long>(sched.nmidlelocked));
+    printerr(" mcount=");
+    printerr_u64(static_cast<unsigned long long>(mcount()));
+    printerr("\n");
+    detail::fatal("checkdead: inconsistent counts");
+  }
+  // A plain thread that used the runtime may be about to wake a goroutine
+  // (its goready may even be half done).
+  if (sched.nforeign.load(std::memory_order_seq_cst) > 0) {
+    sched.deadlockDeferred.store(true);
+    return;
+  }
+  if (foreign_newprocs.load(std::memory_order_seq_cst) != 0 || foreign_wakers.load(std::memory_order_seq_cst) != 0) {
+    sched.deadlockDeferred.store(true);
+    return;
+  }
+  std::int32_t grunning = 0;
+  {
+    MutexGuard l(allglock);
+    for (G* gp : allgs) {
+      std::uint32_t s = readgstatus(gp);
+      if (s == _Gwaiting) {
+        grunning++;
+      } else if (s == _Grunnable || s == _Grunning || s == _Gsyscall) {
+        printerr("runtime: checkdead: find g ");
+        printerr_u64(gp->goid);
+        printerr(" in status ");
+        printerr_u64(s);
+        printerr("\n");
+        allglock.unlock();
+        detail::fatal("checkdead: runnable g");
+      }
+    }
+  }
+  if (grunning == 0) {  // possible if main goroutine calls goexit
+    sched.lock.unlock();
+    detail::fatal("no goroutines (main called runtime.Goexit) - deadlock!");
+  }
+  // A pending timer will wake somebody.
+  for (P* pp : allp) {
+    if (pp->timers.len.load(std::memory_order_relaxed) > 0) return;
+  }
+  if (unknownThreadsAlive()) {
+    sched.deadlockDeferred.store(true);
+    return;
+  }
+  sched.lock.unlock();
+  detail::fatal("all goroutines are asleep - deadlock!");
 }
 
 // ---------------------------------------------------------------------------
@@ -990,18 +1757,34 @@ void schedinit(int procs, std::int32_t maxthreads) {
   sched.gFree.nstack.store(0);
   sched.gFree.nstackmin = 0;
   sched.lastscavenge.store(0);
+  sched.nmfreed = 0;
+  sched.nmidlelocked = 0;
+  sched.nmsys = 0;
+  sched.polling.store(false);
+  sched.pollUntil.store(0);
+  sched.pollWake.store(0);
+  sched.sysmonwait = false;
+  sched.sysmonWake.store(0);
+  sched.sysmonstarted = false;
+  sched.gcwaiting.store(false);
+  sched.stopwait = 0;
+  sched.worldsema.store(1);
+  sched.deadlockDeferred.store(false);
+  sched.nforeign.store(0);
+  sched.rungen.fetch_add(1);
   allglen.store(0);
   mainStarted.store(false);
   allm = nullptr;
 
-  gomaxprocs = procs;
+  gomaxprocs.store(procs);
   allp.clear();
-  idlepMask.resize(procs);
+  idlepMask.reset();
   for (int i = 0; i < procs; i++) {
     P* pp = new P;
     pp->id = i;
-    allp.push_back(pp);
+    allp.set_slot(static_cast<std::size_t>(i), pp);
   }
+  allp.set_size(static_cast<std::size_t>(procs));
   stealOrder.reset(static_cast<std::uint32_t>(procs));
   for (int i = procs - 1; i >= 1; i--) pidleput(allp[static_cast<std::size_t>(i)]);
 }
@@ -1021,6 +1804,10 @@ void teardown() {
     while (!mp->thread_created.load(std::memory_order_acquire)) osyield();
     pthread_join(mp->thread, nullptr);
   }
+  if (sched.sysmonstarted) pthread_join(sched.sysmonthread, nullptr);
+  sched.sysmonstarted = false;
+  // Timers go before the Gs whose sleep timers their heaps may hold.
+  for (std::size_t i = 0; i < allp.created(); i++) timersDestroy(allp.slot(i)->timers);
   for (M* mp = ms; mp != nullptr;) {
     M* next = mp->alllink;
     delete mp->g0;
@@ -1044,14 +1831,15 @@ void teardown() {
     for (G* gp : allgs) {
       san::unpoison(gp->stack.lo, gp->stack.hi - gp->stack.lo);
       if (san::kTsan) san::tsan_destroy_fiber(gp->sched.fiber);
+      delete gp->timer;
       delete gp;
     }
     allgs.clear();
     allgs.shrink_to_fit();
   }
-  for (P* pp : allp) delete pp;
+  for (std::size_t i = 0; i < allp.created(); i++) delete allp.slot(i);
   allp.clear();
-  gomaxprocs = 0;
+  gomaxprocs.store(0);
   maingp = nullptr;
   stackfreeall();
 }
@@ -1082,9 +1870,99 @@ void gopark(bool (*unlockf)(G*, void*), void* lock, WaitReason reason) {
 
 void goyield() { mcall(&goyield_m); }
 
+void wakeNetPoller(std::int64_t when) {
+  if (sched.polling.load(std::memory_order_seq_cst)) {
+    // An M sleeps until pollUntil (0: it is about to): break its sleep if
+    // this timer is due earlier. Spurious wakeups are fine; missed ones not.
+    std::int64_t pu = sched.pollUntil.load(std::memory_order_seq_cst);
+    if (pu == 0 || pu > when) pollBreak();
+  } else {
+    // There are no threads sleeping until timers: try to get one there.
+    wakep();
+  }
+}
+
+void foreign_register() {
+  struct Registration {
+    std::uint64_t gen = 0;
+    ~Registration() {
+      if (gen != 0 && gen == sched.rungen.load(std::memory_order_seq_cst)) {
+        sched.nforeign.fetch_sub(1, std::memory_order_seq_cst);
+      }
+    }
+  };
+  static thread_local Registration reg;
+  std::uint64_t gen = sched.rungen.load(std::memory_order_acquire);
+  if (reg.gen != gen) {
+    reg.gen = gen;
+    sched.nforeign.fetch_add(1, std::memory_order_seq_cst);
+  }
+}
+
+void stopTheWorld() {
+  G* gp = getg();
+  M* mp = gp->m;
+  sched.lock.lock();
+  sched.stopwait = gomaxprocs.load(std::memory_order_relaxed);
+  sched.gcwaiting.store(true, std::memory_order_seq_cst);
+  preemptall();
+  // Stop current P.
+  mp->p->status.store(_Pgcstop, std::memory_order_relaxed);
+  sched.stopwait--;
+  // Try to retake all P's in Psyscall status.
+  for (P* pp : allp) {
+    std::uint32_t s = _Psyscall;
+    if (pp->status.compare_exchange_strong(s, _Pgcstop, std::memory_order_acq_rel)) {
+      pp->syscalltick.store(pp->syscalltick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      sched.stopwait--;
+    }
+  }
+  // Stop idle P's.
+  while (P* pp = pidleget()) {
+    pp->status.store(_Pgcstop, std::memory_order_relaxed);
+    sched.stopwait--;
+  }
+  bool wait = sched.stopwait > 0;
+  sched.lock.unlock();
+  // Wait for remaining P's to stop voluntarily.
+  if (wait) {
+    for (;;) {
+      // Wait for 100us, then try to re-preempt in case of any races.
+      if (sched.stopnote.tsleep(100 * 1000)) {
+        sched.stopnote.clear();
+        break;
+      }
+      preemptall();
+    }
+  }
+  if (sched.stopwait != 0) detail::fatal("stopTheWorld: not stopped");
+  for (P* pp : allp) {
+    if (pp->status.load(std::memory_order_relaxed) != _Pgcstop) detail::fatal("stopTheWorld: not stopped");
+  }
+}
+
+void startTheWorld(std::int32_t procs) {
+  sched.lock.lock();
+  P* p1 = procresize(procs > 0 ? procs : gomaxprocs.load(std::memory_order_relaxed));
+  sched.gcwaiting.store(false, std::memory_order_seq_cst);
+  if (sched.sysmonwait) sysmonwake_locked();
+  sched.lock.unlock();
+  while (p1 != nullptr) {
+    P* pp = p1;
+    p1 = p1->link;
+    startm(pp, false);
+  }
+  // Wakeup an additional proc in case we have excessive runnable
+  // goroutines in local queues or in the global queue.
+  wakep();
+}
+
 void goready(G* gp) {
-  casgstatus(gp, _Gwaiting, _Grunnable);
   G* me = getg();
+  // A plain thread readying a goroutine: checkdead must not see it
+  // runnable with no M about to run it.
+  if (me == nullptr) foreign_register();
+  casgstatus(gp, _Gwaiting, _Grunnable);
   P* pp = me != nullptr ? me->m->p : nullptr;
   if (pp != nullptr) {
     pp->counters.wakeups.inc();
@@ -1125,9 +2003,14 @@ int runtime_run(EntryFn main_entry, void* main_closure, const Options& opts) {
   if (getg() != nullptr || !runtime_active.compare_exchange_strong(expected, true)) {
     throw std::logic_error("goro::run: a runtime is already running (run cannot be nested or run twice at once)");
   }
+  parsedebugvars();
   stackinit(stack);
   schedinit(procs, maxthreads);
   signal_handlers_install();
+  runstarttime = nanotime();
+  // Threads already there, beside the caller (m0), are counted out of
+  // checkdead's look for plain threads: sanitizer helpers and the like.
+  sched.basethreads = static_cast<std::int32_t>(std::max(0L, procthreads() - 1));
 
   // m0 is this thread; its g0 is this thread's stack.
   m0 = new M;
@@ -1157,6 +2040,7 @@ int runtime_run(EntryFn main_entry, void* main_closure, const Options& opts) {
   sched.lock.lock();
   sched.exiting.store(false, std::memory_order_seq_cst);
   sched.lock.unlock();
+  newsysmon();
 
   goro_gosave(&m0->exitbuf, &mstart1, m0);
 
@@ -1174,6 +2058,7 @@ NewProc newproc_begin(std::size_t size, std::size_t align, EntryFn entry) {
   bool foreign = me == nullptr;
   if (foreign) {
     foreign_newprocs.fetch_add(1, std::memory_order_seq_cst);
+    foreign_register();
     if (!runtime_active.load(std::memory_order_seq_cst) || sched.exiting.load(std::memory_order_seq_cst)) {
       foreign_newprocs.fetch_sub(1);
       throw std::logic_error("goro::go: no goro runtime is running (start one with goro::run)");
@@ -1242,6 +2127,52 @@ void newproc_abort(NewProc np) noexcept {
   if (np.foreign) foreign_newprocs.fetch_sub(1, std::memory_order_seq_cst);
 }
 
+bool entersyscall(bool block) noexcept {
+  G* gp = getg();
+  if (gp == nullptr || gp == gp->m->g0 || gp->m->p == nullptr) return false;
+  M* mp = gp->m;
+  P* pp = mp->p;
+  casgstatus(gp, _Grunning, _Gsyscall);
+  if (block) {
+    // entersyscallblock: the call is known to block: hand the P off now.
+    mp->oldp = nullptr;
+    pp->syscalltick.store(pp->syscalltick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    pp->counters.handoffs.inc();
+    handoffp(releasep());
+    return true;
+  }
+  // The P stays reserved for this M (_Psyscall), for a quick return;
+  // sysmon hands it off if the call lasts.
+  pp->m = nullptr;
+  mp->oldp = pp;
+  mp->p = nullptr;
+  pp->status.store(_Psyscall, std::memory_order_seq_cst);
+  if (sched.gcwaiting.load(std::memory_order_seq_cst)) {
+    // Stop-the-world is waiting for this P: give it up now.
+    std::uint32_t s = _Psyscall;
+    if (pp->status.compare_exchange_strong(s, _Pgcstop, std::memory_order_acq_rel)) {
+      MutexGuard l(sched.lock);
+      if (--sched.stopwait == 0) sched.stopnote.wakeup();
+    }
+  }
+  return true;
+}
+
+void exitsyscall() noexcept {
+  G* gp = getg();
+  M* mp = gp->m;
+  P* oldp = mp->oldp;
+  mp->oldp = nullptr;
+  if (exitsyscallfast(oldp)) {
+    P* pp = mp->p;
+    pp->syscalltick.store(pp->syscalltick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    casgstatus(gp, _Gsyscall, _Grunning);
+    return;
+  }
+  // No P: queue the goroutine and stop this M until it runs again.
+  mcall(&exitsyscall0);
+}
+
 }  // namespace detail
 
 void yield() {
@@ -1254,7 +2185,30 @@ void yield() {
 
 void checkpoint() {
   G* gp = getg();
-  if (gp != nullptr && gp->preempt.load(std::memory_order_relaxed)) mcall(&gopreempt_m);
+  if (gp == nullptr || gp == gp->m->g0) return;
+  P* pp = gp->m->p;
+  if (pp != nullptr && pp->preempt.load(std::memory_order_relaxed)) mcall(&gopreempt_m);
+}
+
+void lock_os_thread() {
+  G* gp = getg();
+  if (gp == nullptr || gp == gp->m->g0) return;  // a plain thread is its own thread
+  M* mp = gp->m;
+  if (mp->lockedExt + 1 == 0) detail::fatal("LockOSThread nesting overflow");
+  mp->lockedExt++;
+  mp->lockedg = gp;
+  gp->lockedm = mp;
+}
+
+void unlock_os_thread() {
+  G* gp = getg();
+  if (gp == nullptr || gp == gp->m->g0) return;
+  M* mp = gp->m;
+  if (mp->lockedExt == 0) return;
+  if (--mp->lockedExt == 0) {
+    mp->lockedg = nullptr;
+    gp->lockedm = nullptr;
+  }
 }
 
 [[noreturn]] void goexit() {
@@ -1267,7 +2221,7 @@ int maxprocs(int n) {
     throw std::invalid_argument("goro::maxprocs: n = " + std::to_string(n) + " exceeds the limit of " +
                                 std::to_string(detail::kMaxProcs));
   }
-  int cur = runtime_active.load() && getg() != nullptr ? gomaxprocs : 0;
+  int cur = runtime_active.load() && getg() != nullptr ? gomaxprocs.load() : 0;
   if (cur == 0) {
     // Outside a runtime: what run() would choose.
     cur = resolve_procs(Options{});
@@ -1276,11 +2230,14 @@ int maxprocs(int n) {
     }
     return cur;
   }
-  if (n > 0 && n != cur) {
-    throw std::logic_error(
-        "goro::maxprocs: changing the number of Ps while the runtime runs needs stop-the-world, "
-        "which is not implemented yet");
-  }
+  if (n <= 0 || n == cur) return cur;
+  // Stop the world, resize, start it again. worldsema parks a second
+  // caller (a futex would hold its P, which the first one waits for).
+  semacquire(&sched.worldsema, false, WaitReason::semacquire);
+  cur = gomaxprocs.load();
+  stopTheWorld();
+  startTheWorld(n);
+  semrelease(&sched.worldsema, false);
   return cur;
 }
 

@@ -3,6 +3,8 @@
 // the rest run on a goroutine's stack or on g0. Mirrors proc.go's exports.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -11,9 +13,51 @@
 
 namespace goro::runtime {
 
+// allp: the Ps, in a fixed array, so that threads without a P (an M about
+// to sleep, sysmon, plain threads) may read it while procresize changes
+// its length. P objects live until the run ends; the length changes only
+// with the world stopped. Slots past the length hold dead Ps for reuse.
+class AllP {
+ public:
+  std::size_t size() const { return len_.load(std::memory_order_acquire); }
+  bool empty() const { return size() == 0; }
+  P* operator[](std::size_t i) const { return slots_[i].load(std::memory_order_relaxed); }
+  // Every P made in this run, dead ones included (counters, teardown).
+  std::size_t created() const { return created_.load(std::memory_order_acquire); }
+  P* slot(std::size_t i) const { return slots_[i].load(std::memory_order_relaxed); }
+  void set_slot(std::size_t i, P* pp) {
+    slots_[i].store(pp, std::memory_order_relaxed);
+    if (i + 1 > created_.load(std::memory_order_relaxed)) created_.store(i + 1, std::memory_order_release);
+  }
+  void set_size(std::size_t n) { len_.store(n, std::memory_order_release); }
+  void clear() {
+    for (auto& s : slots_) s.store(nullptr, std::memory_order_relaxed);
+    len_.store(0);
+    created_.store(0);
+  }
+  struct iterator {
+    const AllP* a;
+    std::size_t i;
+    P* operator*() const { return (*a)[i]; }
+    iterator& operator++() {
+      ++i;
+      return *this;
+    }
+    bool operator!=(const iterator& o) const { return i != o.i; }
+  };
+  iterator begin() const { return {this, 0}; }
+  iterator end() const { return {this, size()}; }
+
+ private:
+  std::array<std::atomic<P*>, detail::kMaxProcs> slots_{};
+  std::atomic<std::size_t> len_{0};
+  std::atomic<std::size_t> created_{0};
+};
+
 extern Sched sched;
-extern std::vector<P*> allp;
-extern std::int32_t gomaxprocs;
+extern AllP allp;
+// GOMAXPROCS: written with the world stopped, read anywhere.
+extern std::atomic<std::int32_t> gomaxprocs;
 extern M* allm;
 extern Mutex allglock;
 extern std::vector<G*> allgs;
@@ -60,6 +104,18 @@ extern RandomOrder stealOrder;
 void goyield();
 
 std::int64_t nanotime();
+// A cheap clock with a resolution of a few milliseconds (wait times).
+std::int64_t coarsetime();
+
+// A plain thread (not an M) used the runtime: while it lives it may still
+// wake goroutines, so checkdead does not call their waiting a deadlock.
+void foreign_register();
+
+// Stop every P at its next scheduling point, and start them again (Go's
+// stopTheWorldWithSema/startTheWorldWithSema); procs > 0 resizes to procs
+// Ps while stopped. Called from a goroutine; callers hold sched.worldsema.
+void stopTheWorld();
+void startTheWorld(std::int32_t procs);
 std::uint32_t fastrand();
 // Goroutines alive in the current run (Go's gcount).
 std::int32_t gcount();

@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "goro/runtime.hpp"
 #include "lock_futex.hpp"
 #include "runq.hpp"
+#include "time.hpp"
 
 namespace goro::runtime {
 
@@ -81,8 +83,8 @@ struct G {
   Stack stack;
   std::atomic<std::uint32_t> atomicstatus{_Gidle};
   WaitReason waitreason = WaitReason::zero;
-  std::atomic<bool> preempt{false};  // a preemption request (sysmon, later)
-  M* m = nullptr;                    // the M running it; nullptr when not running
+  M* m = nullptr;        // the M running it; nullptr when not running
+  M* lockedm = nullptr;  // the M it is wired to (lock_os_thread)
   G* schedlink = nullptr;            // run queue and free list link
   std::uint64_t goid = 0;
   std::int64_t waitsince = 0;  // nanotime when it started waiting
@@ -93,6 +95,7 @@ struct G {
   Sudog* waiting = nullptr;  // sudogs this G is queued with, linked by waitlink
   Sudog* param = nullptr;    // the sudog whose operation woke it (nullptr: a close)
   std::atomic<std::uint32_t> selectDone{0};
+  Timer* timer = nullptr;  // sleep_for's timer, made on first use
   // Non-null for the stand-in G of a plain thread (chan.cpp): it blocks on
   // this note instead of parking, and is never scheduled.
   Note* threadnote = nullptr;
@@ -106,9 +109,15 @@ struct M {
   G* curg = nullptr;  // the goroutine running on this M
   P* p = nullptr;     // attached P, nullptr when not running Go code
   P* nextp = nullptr;
+  P* oldp = nullptr;  // the P held before entering a system call
   std::int64_t id = 0;
   bool spinning = false;  // looking for work
   bool is_m0 = false;
+  G* lockedg = nullptr;        // the G wired to this M (lock_os_thread)
+  std::uint32_t lockedExt = 0;  // lock_os_thread nesting depth
+  bool blocked = false;        // sleeping on park (schedtrace)
+  bool exited = false;         // its thread left for good (a locked G's exit)
+  bool lockedidle = false;     // asleep in stoplockedm or wedged (under sched.lock)
   int locks = 0;           // runtime locks held: no preemption while > 0
   Note park;               // stopm sleeps here
   M* schedlink = nullptr;  // idle list link
@@ -134,7 +143,7 @@ struct PCounters {
     void inc(T n = 1) { v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
     T get() const { return v.load(std::memory_order_relaxed); }
   };
-  Counter<std::uint64_t> created, switches, steals, stolen, parks, wakeups, preemptions;
+  Counter<std::uint64_t> created, switches, steals, stolen, parks, wakeups, preemptions, handoffs;
 };
 
 inline constexpr std::uint32_t kLocalRunQueueSize = 256;
@@ -143,8 +152,18 @@ struct P {
   std::int32_t id = 0;
   std::atomic<std::uint32_t> status{_Pidle};
   P* link = nullptr;            // idle list
-  std::uint32_t schedtick = 0;  // incremented when a new time slice starts (execute)
-  std::uint32_t fairtick = 0;   // incremented on every findRunnable round
+  // Incremented when a new time slice starts (execute) and on each system
+  // call; written by the owner, read by sysmon.
+  std::atomic<std::uint32_t> schedtick{0};
+  std::atomic<std::uint32_t> syscalltick{0};
+  std::uint32_t fairtick = 0;  // incremented on every findRunnable round
+  // Set by sysmon when the current time slice has lasted 10 ms; honoured
+  // by checkpoint() and yield; cleared when a new slice starts.
+  std::atomic<bool> preempt{false};
+  struct {
+    std::uint32_t schedtick = 0, syscalltick = 0;
+    std::int64_t schedwhen = 0, syscallwhen = 0;
+  } sysmontick;  // sysmon's last observation (sysmon only)
   M* m = nullptr;               // back-link to the M (nullptr if idle)
   std::uint64_t goidcache = 0, goidcacheend = 0;
   RunQueue<G, kLocalRunQueueSize> runq;  // ring + runnext
@@ -154,12 +173,16 @@ struct P {
   } gFree;
   PCounters counters;
   std::vector<Sudog*> sudogcache;  // Go's p.sudogcache
+  PTimers timers;
 };
 
-// A bitmask with one bit per P, read without locks (Go's pMask).
+// A bitmask with one bit per P, read without locks (Go's pMask). Fixed
+// size, so that procresize never moves it under a reader.
 struct PMask {
-  std::vector<std::atomic<std::uint32_t>> words;
-  void resize(int n) { words = std::vector<std::atomic<std::uint32_t>>((n + 31) / 32); }
+  std::array<std::atomic<std::uint32_t>, (detail::kMaxProcs + 31) / 32> words{};
+  void reset() {
+    for (auto& w : words) w.store(0);
+  }
   bool read(std::uint32_t id) const { return (words[id / 32].load(std::memory_order_seq_cst) >> (id % 32)) & 1; }
   void set(std::int32_t id) { words[id / 32].fetch_or(1u << (id % 32)); }
   void clear(std::int32_t id) { words[id / 32].fetch_and(~(1u << (id % 32))); }
@@ -175,6 +198,9 @@ struct Sched {
   std::int64_t mnext = 0;  // number of Ms created; next M id
   std::int32_t maxmcount = 10000;
   std::int32_t nmexited = 0;  // Ms that left at shutdown
+  std::int32_t nmfreed = 0;   // Ms whose thread exited during the run (locked G exit)
+  std::int32_t nmidlelocked = 0;  // locked Ms waiting for their G
+  std::int32_t nmsys = 0;         // system Ms not counted for deadlock (sysmon)
 
   P* pidle = nullptr;
   std::atomic<std::int32_t> npidle{0};
@@ -199,6 +225,37 @@ struct Sched {
   // plain thread is refused); cleared once a run's bootstrap is complete.
   std::atomic<bool> exiting{true};
   Note m0exit;  // m0 sleeps here until the others left
+
+  // The M that sleeps, without a P, until the earliest timer (Go's M
+  // blocked in netpoll): polling is set while there is one, pollUntil is
+  // the time it sleeps until (0: about to sleep), and pollWake breaks its
+  // sleep (Go's netpollBreak).
+  std::atomic<bool> polling{false};
+  std::atomic<std::int64_t> pollUntil{0};
+  std::atomic<std::uint32_t> pollWake{0};
+
+  // sysmon: sleeps on sysmonnote while every P is idle (sysmonwait, under
+  // lock); pidleget wakes it.
+  bool sysmonwait = false;
+  Note sysmonnote;
+  pthread_t sysmonthread{};
+  bool sysmonstarted = false;
+
+  // Stop-the-world (stopTheWorldWithSema): gcwaiting asks every P to stop
+  // at its next scheduling point; stopwait counts the ones still running;
+  // the last one wakes stopnote.
+  std::atomic<bool> gcwaiting{false};
+  std::int32_t stopwait = 0;  // under lock
+  Note stopnote;
+  std::atomic<std::uint32_t> worldsema{1};  // a semaphore (sema.hpp) serializing stop-the-world
+  std::atomic<std::uint32_t> sysmonWake{0};  // sysmon sleeps on this futex word
+
+  // checkdead found every goroutine blocked while plain threads that might
+  // wake them are alive: sysmon looks again every 100 ms.
+  std::atomic<bool> deadlockDeferred{false};
+  std::atomic<std::int32_t> nforeign{0};  // plain threads registered in this run
+  std::atomic<std::uint64_t> rungen{0};   // which run they registered in
+  std::int32_t basethreads = 0;           // other threads when run() began
 };
 
 }  // namespace goro::runtime

@@ -1,0 +1,82 @@
+// goro/time.hpp — timers on the runtime's per-P timer heaps (Go: package
+// time): after, Timer, Ticker, after_func. sleep_for/sleep_until are in
+// runtime.hpp. Invariant: Timer and Ticker are handles; copies share one
+// timer, and destroying a handle never stops it (stop does).
+// Channel timers are Go 1.19's: the channel buffers one value, sent without
+// blocking, so a Ticker drops ticks for a slow reader and stop/reset never
+// drain a value already sent.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <utility>
+
+#include <goro/chan.hpp>
+#include <goro/runtime.hpp>
+
+namespace goro {
+
+namespace detail {
+struct timer;
+void timer_retain(timer* t) noexcept;
+void timer_release(timer* t) noexcept;
+hchan* timer_chan(const timer* t) noexcept;
+
+// Shared handle plumbing of Timer and Ticker.
+class TimerHandle {
+ public:
+  TimerHandle(const TimerHandle& o) noexcept : t_(o.t_) { timer_retain(t_); }
+  TimerHandle(TimerHandle&& o) noexcept : t_(std::exchange(o.t_, nullptr)) {}
+  TimerHandle& operator=(TimerHandle o) noexcept {
+    std::swap(t_, o.t_);
+    return *this;
+  }
+  ~TimerHandle() {
+    if (t_ != nullptr) timer_release(t_);
+  }
+  // The channel the timer sends the time on; the nil channel for after_func.
+  Chan<Clock::time_point> channel() const {
+    hchan* c = timer_chan(t_);
+    return c == nullptr ? Chan<Clock::time_point>::nil() : Chan<Clock::time_point>::from_raw(c);
+  }
+
+ protected:
+  explicit TimerHandle(timer* t) noexcept : t_(t) {}
+  timer* t_;
+};
+}  // namespace detail
+
+// time.Timer: sends the time on channel() once, d from now (at once if d <= 0).
+class Timer : public detail::TimerHandle {
+ public:
+  explicit Timer(std::chrono::nanoseconds d);
+  // Stops the timer: true if this call stopped it, false if it had already
+  // fired or been stopped. A value already sent stays in the channel.
+  bool stop();
+  // Re-arms the timer for d from now: true if it had been pending.
+  bool reset(std::chrono::nanoseconds d);
+
+ private:
+  friend Timer after_func(std::chrono::nanoseconds d, std::function<void()> f);
+  explicit Timer(detail::timer* t) noexcept : TimerHandle(t) {}
+};
+
+// time.Ticker: sends the time on channel() every d; the channel holds one
+// tick, and ticks are dropped for a slow reader. d <= 0 throws
+// std::invalid_argument.
+class Ticker : public detail::TimerHandle {
+ public:
+  explicit Ticker(std::chrono::nanoseconds d);
+  void stop();
+  // Stops the ticker and restarts it with period d (the next tick d from now).
+  void reset(std::chrono::nanoseconds d);
+};
+
+// time.After: the channel of a new Timer.
+Chan<Clock::time_point> after(std::chrono::nanoseconds d);
+
+// time.AfterFunc: after d, f runs in a goroutine of its own, whether or not
+// the returned Timer is kept; stop() on it prevents that if still pending.
+Timer after_func(std::chrono::nanoseconds d, std::function<void()> f);
+
+}  // namespace goro
