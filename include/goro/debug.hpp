@@ -12,7 +12,7 @@ namespace goro::debug {
 
 struct Stats {
   int goroutines = 0;                // alive now (num_goroutine)
-  int threads = 0;                   // Ms created and not exited
+  int threads = 0;                   // threads of the runtime (Ms and sysmon) not exited
   int maxprocs = 0;                  // Ps
   int idle_procs = 0;                // Ps on the idle list
   int spinning_threads = 0;          // Ms spinning for work
@@ -25,7 +25,7 @@ struct Stats {
   std::uint64_t steals = 0;             // successful runqsteal calls
   std::uint64_t stolen_goroutines = 0;  // goroutines moved by them
   std::uint64_t preemptions = 0;
-  std::uint64_t syscall_handoffs = 0;
+  std::uint64_t syscall_handoffs = 0;  // Ps handed off from a system call
   std::uint64_t parks = 0;    // gopark
   std::uint64_t wakeups = 0;  // goready
 };

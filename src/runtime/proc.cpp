@@ -907,6 +907,8 @@ Gobuf* park_m(G* gp) {
 }
 
 Gobuf* goschedImpl(G* gp) {
+  // The slice ends here: a pending preemption request is honoured.
+  getg()->m->p->preempt.store(false, std::memory_order_relaxed);
   casgstatus(gp, _Grunning, _Grunnable);
   dropg();
   sched.lock.lock();
@@ -1305,6 +1307,12 @@ void sysmonsleep(std::int64_t ns) {
   sched.sysmonWake.store(0, std::memory_order_seq_cst);
 }
 
+void incidlelocked(std::int32_t v) {
+  MutexGuard l(sched.lock);
+  sched.nmidlelocked += v;
+  if (v > 0) checkdead();
+}
+
 // retake: hand off Ps that have sat in a system call, and ask goroutines
 // that have run for a whole forcePreemptNS slice to yield. Returns the
 // number of Ps retaken.
@@ -1342,6 +1350,10 @@ std::uint32_t retake(std::int64_t now) {
           pd.syscallwhen + kForcePreemptNS > now) {
         continue;
       }
+      // Pretend one more M is running until the P is handed off: the M
+      // in the system call may return meanwhile, find no P, go idle and
+      // run checkdead while this P is in flight (Go's incidlelocked(-1)).
+      incidlelocked(-1);
       std::uint32_t expect = _Psyscall;
       if (pp->status.compare_exchange_strong(expect, _Pidle, std::memory_order_acq_rel)) {
         n++;
@@ -1349,12 +1361,14 @@ std::uint32_t retake(std::int64_t now) {
         pp->counters.handoffs.inc();
         handoffp(pp);
       }
+      incidlelocked(1);
     }
   }
   return n;
 }
 
 void schedtrace(bool detailed);
+
 
 // sysmon: a thread of its own, with no P, that runs while any P works:
 // retakes Ps from system calls, asks long-running goroutines to yield,
@@ -1999,11 +2013,11 @@ int runtime_run(EntryFn main_entry, void* main_closure, const Options& opts) {
   std::size_t stack = resolve_stack(opts);
   std::int32_t maxthreads = 10000;  // Go's default limit
   if (int n = env_int("GORO_MAXTHREADS", 1, 1 << 20, "a thread limit of at least 1")) maxthreads = n;
+  parsedebugvars();
   bool expected = false;
   if (getg() != nullptr || !runtime_active.compare_exchange_strong(expected, true)) {
     throw std::logic_error("goro::run: a runtime is already running (run cannot be nested or run twice at once)");
   }
-  parsedebugvars();
   stackinit(stack);
   schedinit(procs, maxthreads);
   signal_handlers_install();
@@ -2130,6 +2144,9 @@ void newproc_abort(NewProc np) noexcept {
 bool entersyscall(bool block) noexcept {
   G* gp = getg();
   if (gp == nullptr || gp == gp->m->g0 || gp->m->p == nullptr) return false;
+  // A preemption point: a goroutine looping over short system calls
+  // otherwise keeps its P for ever (Go's syscall path checks gp.preempt).
+  if (gp->m->p->preempt.load(std::memory_order_relaxed)) mcall(&gopreempt_m);
   M* mp = gp->m;
   P* pp = mp->p;
   casgstatus(gp, _Grunning, _Gsyscall);

@@ -199,15 +199,18 @@ Stats stats() {
   s.goroutines = gcount();
   {
     MutexGuard l(sched.lock);
-    s.threads = static_cast<int>(sched.mnext);
+    s.threads = static_cast<int>(sched.mnext) - sched.nmfreed;
     s.idle_threads = sched.nmidle;
     s.global_runqueue = sched.runqsize.load();
   }
-  s.maxprocs = gomaxprocs;
+  s.maxprocs = gomaxprocs.load();
   s.idle_procs = sched.npidle.load();
   s.spinning_threads = sched.nmspinning.load();
-  for (P* pp : allp) {
-    s.local_runqueues.push_back(static_cast<int>(runqlen(pp->runq)));
+  for (P* pp : allp) s.local_runqueues.push_back(static_cast<int>(runqlen(pp->runq)));
+  // Counters of Ps removed by maxprocs(n) still count.
+  for (std::size_t i = 0; i < allp.created(); i++) {
+    P* pp = allp.slot(i);
+    s.syscall_handoffs += pp->counters.handoffs.get();
     s.goroutines_created += pp->counters.created.get();
     s.context_switches += pp->counters.switches.get();
     s.steals += pp->counters.steals.get();

@@ -1,0 +1,182 @@
+// maxprocs_test.cpp — maxprocs(n) at run time: stop-the-world, procresize
+// (grow; shrink moving run queues, free Gs and timers of the removed Ps)
+// and start-the-world. Ports the intent of Go's runtime/proc_test.go
+// (stop-the-world while goroutines run; GOMAXPROCS changes in a loop).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <set>
+#include <thread>
+
+#include "fixtures.hpp"
+#include "goro/goro.hpp"
+
+using namespace std::chrono_literals;
+using goro::Clock;
+using goro::testing::Countdown;
+using goro::testing::run_checked;
+using goro::testing::scaled;
+using goro::testing::wait_until;
+
+TEST(MaxProcsResize, ReturnsThePreviousValueAndChangesIt) {
+  run_checked(
+      [] {
+        EXPECT_EQ(goro::maxprocs(4), 2);
+        EXPECT_EQ(goro::maxprocs(), 4);
+        EXPECT_EQ(goro::debug::stats().maxprocs, 4);
+        EXPECT_EQ(goro::debug::stats().local_runqueues.size(), 4u);
+        EXPECT_EQ(goro::maxprocs(1), 4);
+        EXPECT_EQ(goro::maxprocs(0), 1);
+        EXPECT_EQ(goro::maxprocs(-3), 1);
+        EXPECT_EQ(goro::maxprocs(1), 1);
+        EXPECT_THROW(goro::maxprocs(1025), std::invalid_argument);
+        EXPECT_EQ(goro::maxprocs(2), 1);
+      },
+      {.maxprocs = 2});
+}
+
+// After growing from 1 to 2 Ps, two CPU-bound goroutines run at once.
+TEST(MaxProcsResize, GrowingRunsGoroutinesInParallel) {
+  run_checked(
+      [] {
+        EXPECT_EQ(goro::maxprocs(2), 1);
+        std::atomic<int> running{0};
+        std::atomic<bool> both{false};
+        Countdown cd(2);
+        for (int i = 0; i < 2; i++) {
+          goro::go([&] {
+            running++;
+            auto deadline = Clock::now() + 10s;
+            while (!both.load() && Clock::now() < deadline) {
+              if (running.load() == 2) both = true;
+            }
+            cd.done();
+          });
+        }
+        cd.wait();
+        EXPECT_TRUE(both.load()) << "the two goroutines never ran at the same time";
+      },
+      {.maxprocs = 1});
+}
+
+// Shrinking moves what the removed Ps held: runnable goroutines, sleeping
+// goroutines' timers, and Timer channels all still deliver.
+TEST(MaxProcsResize, ShrinkingLosesNothing) {
+  run_checked(
+      [] {
+        const int n = 200;
+        Countdown cd(n);
+        std::atomic<int> woke{0};
+        for (int i = 0; i < n; i++) {
+          goro::go([&, i] {
+            if (i % 2 == 0) {
+              goro::sleep_for(std::chrono::milliseconds(20 + i % 30));
+            } else {
+              goro::Timer t(std::chrono::milliseconds(10 + i % 40));
+              t.channel().recv();
+            }
+            woke++;
+            cd.done();
+          });
+        }
+        goro::sleep_for(5ms);  // let the timers spread over the Ps' heaps
+        EXPECT_EQ(goro::maxprocs(1), 4);
+        cd.wait();
+        EXPECT_EQ(woke.load(), n);
+      },
+      {.maxprocs = 4});
+}
+
+// Two goroutines change maxprocs at once: the calls are serialized.
+TEST(MaxProcsResize, ConcurrentCallersAreSerialized) {
+  run_checked(
+      [] {
+        Countdown cd(2);
+        for (int w = 0; w < 2; w++) {
+          goro::go([&, w] {
+            for (int i = 0; i < 200; i++) goro::maxprocs(1 + (i + w) % 3);
+            cd.done();
+          });
+        }
+        cd.wait();
+        int p = goro::maxprocs();
+        EXPECT_GE(p, 1);
+        EXPECT_LE(p, 3);
+      },
+      {.maxprocs = 2});
+}
+
+// The acceptance stress: maxprocs changed 1000 times while goroutines run
+// and communicate (a pipeline, a mutex, sleepers, a ticker, a goroutine in
+// system calls): every value arrives exactly once.
+TEST(MaxProcsResize, ThousandChangesWhileGoroutinesCommunicate) {
+  const int changes = 1000;
+  run_checked(
+      [&] {
+        std::atomic<bool> stop{false};
+        goro::Chan<std::int64_t> a(16), b;
+        std::atomic<std::int64_t> sent{0}, received_sum{0}, sent_sum{0}, received{0};
+        goro::Mutex mu;
+        std::int64_t guarded = 0;
+        Countdown cd(6);
+        goro::go([&] {  // producer
+          for (std::int64_t i = 1; !stop.load(); i++) {
+            a.send(i);
+            sent++;
+            sent_sum += i;
+          }
+          a.close();
+          cd.done();
+        });
+        goro::go([&] {  // relay
+          for (std::int64_t v : a) b.send(v);
+          b.close();
+          cd.done();
+        });
+        goro::go([&] {  // consumer
+          for (std::int64_t v : b) {
+            received++;
+            received_sum += v;
+          }
+          cd.done();
+        });
+        goro::go([&] {  // sleepers and a mutex
+          while (!stop.load()) {
+            goro::sleep_for(50us);
+            std::lock_guard<goro::Mutex> l(mu);
+            guarded++;
+          }
+          cd.done();
+        });
+        goro::go([&] {  // a ticker
+          goro::Ticker t(100us);
+          while (!stop.load()) t.channel().recv();
+          t.stop();
+          cd.done();
+        });
+        goro::go([&] {  // system calls (yielding now and then, as real code blocks)
+          for (int i = 0; !stop.load(); i++) {
+            goro::syscall([] { return ::getppid(); });
+            if (i % 64 == 0) goro::yield();
+          }
+          cd.done();
+        });
+        for (int i = 0; i < changes; i++) {
+          goro::maxprocs(1 + i % 4);
+          if (i % 10 == 0) {
+            std::lock_guard<goro::Mutex> l(mu);
+            guarded++;
+          }
+          goro::yield();
+        }
+        stop = true;
+        cd.wait();
+        EXPECT_EQ(received.load(), sent.load());
+        EXPECT_EQ(received_sum.load(), sent_sum.load());
+        EXPECT_GT(sent.load(), 0);
+        std::lock_guard<goro::Mutex> l(mu);
+        EXPECT_GT(guarded, changes / 10 - 1);
+      },
+      {.maxprocs = 2});
+}
