@@ -1481,6 +1481,10 @@ void parsedebugvars() {
   // scheddetail alone prints nothing, as in Go: it details schedtrace.
 }
 
+// Threads of the process that belong to a sanitizer's runtime (measured
+// once per process; -1: not yet).
+std::int32_t hiddenthreads = -1;
+
 std::int32_t mcount() { return static_cast<std::int32_t>(sched.mnext) - sched.nmfreed; }
 
 // schedtrace: Go's SCHED lines. It reads Ms, Ps and Gs that change under
@@ -1568,8 +1572,8 @@ long procthreads() {
   return std::strtol(p, nullptr, 10);
 }
 
-// Threads of the process that are not Ms of this run (nor there before it
-// began): plain threads that may yet use the runtime.
+// Threads of the process that are not Ms of this run (nor a sanitizer's):
+// plain threads that may yet use the runtime.
 bool unknownThreadsAlive() {
   long threads = procthreads();
   return threads < 0 || threads > mcount() + sched.basethreads;
@@ -2022,9 +2026,6 @@ int runtime_run(EntryFn main_entry, void* main_closure, const Options& opts) {
   schedinit(procs, maxthreads);
   signal_handlers_install();
   runstarttime = nanotime();
-  // Threads already there, beside the caller (m0), are counted out of
-  // checkdead's look for plain threads: sanitizer helpers and the like.
-  sched.basethreads = static_cast<std::int32_t>(std::max(0L, procthreads() - 1));
 
   // m0 is this thread; its g0 is this thread's stack.
   m0 = new M;
@@ -2054,7 +2055,16 @@ int runtime_run(EntryFn main_entry, void* main_closure, const Options& opts) {
   sched.lock.lock();
   sched.exiting.store(false, std::memory_order_seq_cst);
   sched.lock.unlock();
+  long threads_before = procthreads();
   newsysmon();
+  // TSan starts a background thread of its own at the first thread the
+  // process creates: checkdead must not take it for a plain thread that
+  // may wake a goroutine. (Every other thread may: even one that existed
+  // before run() and has not touched the runtime yet.)
+  if (san::kTsan && hiddenthreads < 0) {
+    hiddenthreads = static_cast<std::int32_t>(std::max(0L, procthreads() - threads_before - 1));
+  }
+  sched.basethreads = std::max(0, hiddenthreads);
 
   goro_gosave(&m0->exitbuf, &mstart1, m0);
 

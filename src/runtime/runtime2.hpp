@@ -255,7 +255,7 @@ struct Sched {
   std::atomic<bool> deadlockDeferred{false};
   std::atomic<std::int32_t> nforeign{0};  // plain threads registered in this run
   std::atomic<std::uint64_t> rungen{0};   // which run they registered in
-  std::int32_t basethreads = 0;           // other threads when run() began
+  std::int32_t basethreads = 0;           // threads that are neither Ms nor plain threads (sanitizers')
 };
 
 }  // namespace goro::runtime

@@ -1,6 +1,7 @@
 // crash_test.cpp — death tests for every fatal message the core can print:
 // unrecovered panics, stack overflow, thread exhaustion, illegal G status
-// transitions, double note wakeups. Each asserts the message Go prints.
+// transitions, double note wakeups, deadlocks. Each asserts the message Go
+// prints.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -9,6 +10,7 @@
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "export_test.hpp"
 #include "goro/goro.hpp"
@@ -66,7 +68,8 @@ TEST_F(Crash, StackOverflowOnMainGoroutine) {
 TEST_F(Crash, ThreadExhaustion) {
   EXPECT_EXIT(
       {
-        setenv("GORO_MAXTHREADS", "1", 1);
+        // m0 and sysmon fit; the M for a second P does not.
+        setenv("GORO_MAXTHREADS", "2", 1);
         goro::run(
             [] {
               // Work for a second P needs a second M, beyond the limit.
@@ -79,7 +82,7 @@ TEST_F(Crash, ThreadExhaustion) {
             },
             {.maxprocs = 2});
       },
-      ::testing::KilledBySignal(SIGABRT), "runtime: program exceeds 1-thread limit\nfatal error: thread exhaustion");
+      ::testing::KilledBySignal(SIGABRT), "runtime: program exceeds 2-thread limit\nfatal error: thread exhaustion");
 }
 
 TEST_F(Crash, IllegalStatusTransitionIsFatal) {
@@ -122,6 +125,149 @@ TEST_F(Crash, DoubleNoteWakeupIsFatal) {
         n.wakeup();
       },
       ::testing::KilledBySignal(SIGABRT), "fatal error: notewakeup - double wakeup");
+}
+
+// checkdead (Go's "all goroutines are asleep"): the message and the dump,
+// with every goroutine's wait reason.
+TEST_F(Crash, DeadlockMainBlocksOnAChannel) {
+  EXPECT_EXIT(
+      {
+        goro::run([] {
+          goro::Chan<int> c;
+          c.recv();
+        });
+      },
+      ::testing::KilledBySignal(SIGABRT),
+      "fatal error: all goroutines are asleep - deadlock!\n\ngoroutine 1 \\[chan receive\\]:");
+}
+
+TEST_F(Crash, DeadlockDumpShowsEveryGoroutine) {
+  EXPECT_EXIT(
+      {
+        goro::run(
+            [] {
+              goro::Mutex mu;
+              mu.lock();
+              goro::WaitGroup wg;
+              wg.add(3);
+              goro::go([&] {
+                mu.lock();  // never unlocked
+                wg.done();
+              });
+              goro::go([&] {
+                goro::select();  // no cases: blocks for ever
+              });
+              goro::go([&] {
+                goro::Chan<int> c(1);
+                c.send(1);
+                c.send(2);  // full
+              });
+              goro::sleep_for(std::chrono::milliseconds(20));  // a timer pending: no deadlock yet
+              wg.wait();
+            },
+            {.maxprocs = 2});
+      },
+      ::testing::KilledBySignal(SIGABRT),
+      "fatal error: all goroutines are asleep - deadlock!\n"
+      "(.|\n)*goroutine [0-9]+ \\[sync.Mutex.Lock\\]:"
+      "(.|\n)*goroutine [0-9]+ \\[select \\(no cases\\)\\]:"
+      "(.|\n)*goroutine [0-9]+ \\[chan send\\]:");
+}
+
+TEST_F(Crash, DeadlockSelectWithNoCasesInMain) {
+  EXPECT_EXIT({ goro::run([] { goro::select(); }); }, ::testing::KilledBySignal(SIGABRT),
+              "fatal error: all goroutines are asleep - deadlock!\n\ngoroutine 1 \\[select \\(no cases\\)\\]:");
+}
+
+TEST_F(Crash, DeadlockWithMainLockedToItsThread) {
+  EXPECT_EXIT(
+      {
+        goro::run(
+            [] {
+              goro::lock_os_thread();
+              goro::Chan<int> c;
+              goro::go([&] { c.send(1); });
+              c.recv();
+              c.recv();  // nobody sends again
+            },
+            {.maxprocs = 2});
+      },
+      ::testing::KilledBySignal(SIGABRT), "fatal error: all goroutines are asleep - deadlock!");
+}
+
+TEST_F(Crash, DeadlockOnceTheLastTimerFired) {
+  EXPECT_EXIT(
+      {
+        goro::run([] {
+          goro::Chan<int> c;
+          goro::go([&] {
+            goro::sleep_for(std::chrono::milliseconds(30));
+            c.send(1);
+            c.send(2);  // main receives once only
+          });
+          c.recv();
+          goro::Chan<int>().recv();
+        });
+      },
+      ::testing::KilledBySignal(SIGABRT),
+      "fatal error: all goroutines are asleep - deadlock!(.|\n)*goroutine 1 \\[chan receive\\]:"
+      "(.|\n)*\\[chan send\\]:");
+}
+
+TEST_F(Crash, MainGoexitWithNothingLeftIsADeadlock) {
+  EXPECT_EXIT({ goro::run([] { goro::goexit(); }); }, ::testing::KilledBySignal(SIGABRT),
+              "fatal error: no goroutines \\(main called runtime.Goexit\\) - deadlock!");
+}
+
+// Not deadlocks: a goroutine in a system call, or a plain thread (started
+// before run, silent until then) that will wake main.
+TEST_F(Crash, NoDeadlockWhileAGoroutineIsInASyscall) {
+  EXPECT_EXIT(
+      {
+        goro::run([] {
+          goro::Chan<int> c;
+          goro::go([&] {
+            goro::syscall([] { std::this_thread::sleep_for(std::chrono::milliseconds(100)); });
+            c.send(1);
+          });
+          c.recv();
+        });
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
+TEST_F(Crash, NoDeadlockWhileAPlainThreadWillWakeMain) {
+  EXPECT_EXIT(
+      {
+        goro::Chan<int> c(1);
+        std::atomic<bool> started{false};
+        std::thread t([&] {
+          while (!started.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          std::this_thread::sleep_for(std::chrono::milliseconds(200));
+          c.send(7);
+        });
+        int got = goro::run([&] {
+          started = true;
+          return *c.recv();
+        });
+        t.join();
+        std::exit(got == 7 ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
+TEST_F(Crash, DeadlockReportedAfterThePlainThreadExits) {
+  EXPECT_EXIT(
+      {
+        goro::Chan<int> c;
+        goro::run([&] {
+          std::thread t([&] { (void)goro::Chan<int>(1).try_send(1); });  // uses the runtime, then exits
+          t.detach();
+          c.recv();
+        });
+      },
+      ::testing::KilledBySignal(SIGABRT), "fatal error: all goroutines are asleep - deadlock!");
 }
 
 }  // namespace
