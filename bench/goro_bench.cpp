@@ -1,9 +1,12 @@
 // goro_bench.cpp — the scheduler's benchmarks, twins of bench/go: yield
-// ping-pong, spawn+exit, park/ready handoff, skynet. Each reports the user
+// ping-pong, spawn+exit, park/ready handoff, skynet, the system-call fast
+// path (timer lateness is bench/timer_lateness.cpp). Each reports the user
 // counter per_op_ns that bench/compare sets against Go's. Timing is taken
 // inside the runtime (run()'s start-up and shutdown are not counted).
 // GORO_BENCH_SCALE scales the workloads (bench/compare --scale).
 #include <benchmark/benchmark.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -283,6 +286,38 @@ void BM_Select4(benchmark::State& state) {
   });
 }
 
+// syscall_bare/procs:1, syscall_fastpath/procs:1 — a goroutine calling
+// getppid(2) in a loop: bare, or through goro::syscall (entersyscall/
+// exitsyscall around it, Go's syscall.Syscall); per call. The difference of
+// the two is the fast path's cost.
+template <class Call>
+void syscall_loop(benchmark::State& state, Call call) {
+  const std::int64_t n = scaled(1000000);
+  const long ppid = static_cast<long>(::getppid());
+  measure(state, 1, [n, ppid, call] {
+    std::int64_t wrong = 0;
+    goro::WaitGroup wg;
+    wg.add(1);
+    auto t0 = Clock::now();
+    goro::go([&] {
+      for (std::int64_t i = 0; i < n; i++) wrong += call() != ppid;
+      wg.done();
+    });
+    wg.wait();
+    double ns = since_ns(t0);
+    if (wrong != 0) std::abort();
+    return std::pair{ns, static_cast<double>(n)};
+  });
+}
+
+void BM_SyscallBare(benchmark::State& state) {
+  syscall_loop(state, [] { return ::syscall(SYS_getppid); });
+}
+
+void BM_SyscallFastpath(benchmark::State& state) {
+  syscall_loop(state, [] { return goro::syscall([] { return ::syscall(SYS_getppid); }); });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -307,6 +342,8 @@ int main(int argc, char** argv) {
   reg("skynet_chan/procs:2", BM_SkynetChan, 3);
   reg("mutex_contended/procs:2", BM_MutexContended, 3);
   reg("select4/procs:1", BM_Select4, 3);
+  reg("syscall_bare/procs:1", BM_SyscallBare, 3);
+  reg("syscall_fastpath/procs:1", BM_SyscallFastpath, 3);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -34,6 +34,8 @@ var benchmarks = []benchmark{
 	{"skynet_chan/procs:2", 2, skynetChanRun},
 	{"mutex_contended/procs:2", 2, mutexContendedRun},
 	{"select4/procs:1", 1, select4Run},
+	{"syscall_bare/procs:1", 1, syscallBareRun},
+	{"syscall_fastpath/procs:1", 1, syscallFastpathRun},
 }
 
 type result struct {

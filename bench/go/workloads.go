@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -354,4 +355,47 @@ func select4Run(scale float64) (time.Duration, int64) {
 		os.Exit(1)
 	}
 	return elapsed, n
+}
+
+// syscallLoopRun: one goroutine makes n getppid system calls through call,
+// main waits for it. One op is one call.
+func syscallLoopRun(scale float64, call func() uintptr) (time.Duration, int64) {
+	n := scaled(1000000, scale)
+	ppid := uintptr(os.Getppid())
+	var wrong int64
+	var wg sync.WaitGroup
+	wg.Add(1)
+	start := time.Now()
+	go func() {
+		defer wg.Done()
+		for i := int64(0); i < n; i++ {
+			if call() != ppid {
+				wrong++
+			}
+		}
+	}()
+	wg.Wait()
+	elapsed := time.Since(start)
+	if wrong != 0 {
+		fmt.Fprintf(os.Stderr, "gobench: getppid returned a wrong pid %d times\n", wrong)
+		os.Exit(1)
+	}
+	return elapsed, n
+}
+
+// syscallBareRun: syscall.RawSyscall, which does not tell the scheduler.
+func syscallBareRun(scale float64) (time.Duration, int64) {
+	return syscallLoopRun(scale, func() uintptr {
+		r, _, _ := syscall.RawSyscall(syscall.SYS_GETPPID, 0, 0, 0)
+		return r
+	})
+}
+
+// syscallFastpathRun: syscall.Syscall, i.e. entersyscall/exitsyscall around
+// the call (the P stays reserved for the quick return).
+func syscallFastpathRun(scale float64) (time.Duration, int64) {
+	return syscallLoopRun(scale, func() uintptr {
+		r, _, _ := syscall.Syscall(syscall.SYS_GETPPID, 0, 0, 0)
+		return r
+	})
 }

@@ -26,8 +26,8 @@ struct Stats {
   std::uint64_t stolen_goroutines = 0;  // goroutines moved by them
   std::uint64_t preemptions = 0;
   std::uint64_t syscall_handoffs = 0;  // Ps handed off from a system call
-  std::uint64_t parks = 0;    // gopark
-  std::uint64_t wakeups = 0;  // goready
+  std::uint64_t parks = 0;             // gopark
+  std::uint64_t wakeups = 0;           // goready
 };
 
 // A snapshot of the scheduler's state and counters. All zero outside run().

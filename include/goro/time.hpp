@@ -9,10 +9,9 @@
 
 #include <chrono>
 #include <functional>
-#include <utility>
-
 #include <goro/chan.hpp>
 #include <goro/runtime.hpp>
+#include <utility>
 
 namespace goro {
 
@@ -25,7 +24,9 @@ hchan* timer_chan(const timer* t) noexcept;
 // Shared handle plumbing of Timer and Ticker.
 class TimerHandle {
  public:
-  TimerHandle(const TimerHandle& o) noexcept : t_(o.t_) { timer_retain(t_); }
+  TimerHandle(const TimerHandle& o) noexcept : t_(o.t_) {
+    if (t_ != nullptr) timer_retain(t_);
+  }
   TimerHandle(TimerHandle&& o) noexcept : t_(std::exchange(o.t_, nullptr)) {}
   TimerHandle& operator=(TimerHandle o) noexcept {
     std::swap(t_, o.t_);

@@ -1114,7 +1114,9 @@ void stoplockedm() {
     return;
   }
   sched.nmidlelocked++;
-  mp->lockedidle = true;
+  // startlockedm may have handed us a P already (its wakeup is then
+  // pending on the note): only a real sleeper is marked for main_returned.
+  if (mp->nextp == nullptr) mp->lockedidle = true;
   mp->blocked = true;
   checkdead();
   sched.lock.unlock();
@@ -1140,9 +1142,7 @@ void startlockedm(G* gp) {
   if (!exiting) {
     sched.nmidlelocked--;
     lm->lockedidle = false;
-    lm->nextp = pp;
-    // gp goes back to runnable on the locked M, which runs it directly:
-    // park it in runnext of the handed-off P is not needed, lm->lockedg is gp.
+    lm->nextp = pp;  // lm runs its lockedg, gp, with it
   }
   sched.lock.unlock();
   if (!exiting) lm->park.wakeup();
@@ -1369,7 +1369,6 @@ std::uint32_t retake(std::int64_t now) {
 
 void schedtrace(bool detailed);
 
-
 // sysmon: a thread of its own, with no P, that runs while any P works:
 // retakes Ps from system calls, asks long-running goroutines to yield,
 // prints schedtrace. Sleeps 20 us, doubling after 1 ms without anything
@@ -1453,11 +1452,16 @@ void newsysmon() {
 }
 
 // GORO_DEBUG=schedtrace=MS,scheddetail=1 (Go's GODEBUG names).
-void parsedebugvars() {
-  debug_schedtrace = 0;
-  debug_scheddetail = false;
+struct DebugVars {
+  std::int32_t schedtrace = 0;
+  bool scheddetail = false;
+};
+
+// Parsed before run() claims the runtime (bad values throw), applied after.
+DebugVars parsedebugvars() {
+  DebugVars d;
   const char* s = std::getenv("GORO_DEBUG");
-  if (s == nullptr) return;
+  if (s == nullptr) return d;
   std::string v(s);
   std::size_t i = 0;
   while (i <= v.size()) {
@@ -1473,12 +1477,13 @@ void parsedebugvars() {
       if (!ok) {
         throw std::invalid_argument("goro::run: $GORO_DEBUG: " + key + "=" + val + " is not a non-negative number");
       }
-      if (key == "schedtrace") debug_schedtrace = static_cast<std::int32_t>(n);
-      if (key == "scheddetail") debug_scheddetail = n != 0;
+      if (key == "schedtrace") d.schedtrace = static_cast<std::int32_t>(n);
+      if (key == "scheddetail") d.scheddetail = n != 0;
     }
     i = j + 1;
   }
   // scheddetail alone prints nothing, as in Go: it details schedtrace.
+  return d;
 }
 
 // Threads of the process that belong to a sanitizer's runtime (measured
@@ -1531,9 +1536,8 @@ __attribute__((no_sanitize("thread"))) void schedtrace(bool detailed) {
                     "  M%lld: p=%d curg=%lld mallocing=0 throwing=0 preemptoff= locks=%d dying=0 spinning=%s "
                     "blocked=%s lockedg=%lld\n",
                     static_cast<long long>(mp->id), pp != nullptr ? pp->id : -1,
-                    gp != nullptr ? static_cast<long long>(gp->goid) : -1LL, mp->locks,
-                    mp->spinning ? "true" : "false", mp->blocked ? "true" : "false",
-                    lg != nullptr ? static_cast<long long>(lg->goid) : -1LL);
+                    gp != nullptr ? static_cast<long long>(gp->goid) : -1LL, mp->locks, mp->spinning ? "true" : "false",
+                    mp->blocked ? "true" : "false", lg != nullptr ? static_cast<long long>(lg->goid) : -1LL);
       out += buf;
     }
     MutexGuard la(allglock);
@@ -2017,11 +2021,13 @@ int runtime_run(EntryFn main_entry, void* main_closure, const Options& opts) {
   std::size_t stack = resolve_stack(opts);
   std::int32_t maxthreads = 10000;  // Go's default limit
   if (int n = env_int("GORO_MAXTHREADS", 1, 1 << 20, "a thread limit of at least 1")) maxthreads = n;
-  parsedebugvars();
+  DebugVars debugvars = parsedebugvars();
   bool expected = false;
   if (getg() != nullptr || !runtime_active.compare_exchange_strong(expected, true)) {
     throw std::logic_error("goro::run: a runtime is already running (run cannot be nested or run twice at once)");
   }
+  debug_schedtrace = debugvars.schedtrace;
+  debug_scheddetail = debugvars.scheddetail;
   stackinit(stack);
   schedinit(procs, maxthreads);
   signal_handlers_install();

@@ -83,9 +83,9 @@ struct G {
   Stack stack;
   std::atomic<std::uint32_t> atomicstatus{_Gidle};
   WaitReason waitreason = WaitReason::zero;
-  M* m = nullptr;        // the M running it; nullptr when not running
-  M* lockedm = nullptr;  // the M it is wired to (lock_os_thread)
-  G* schedlink = nullptr;            // run queue and free list link
+  M* m = nullptr;          // the M running it; nullptr when not running
+  M* lockedm = nullptr;    // the M it is wired to (lock_os_thread)
+  G* schedlink = nullptr;  // run queue and free list link
   std::uint64_t goid = 0;
   std::int64_t waitsince = 0;  // nanotime when it started waiting
   detail::EntryFn entry = nullptr;
@@ -113,15 +113,15 @@ struct M {
   std::int64_t id = 0;
   bool spinning = false;  // looking for work
   bool is_m0 = false;
-  G* lockedg = nullptr;        // the G wired to this M (lock_os_thread)
+  G* lockedg = nullptr;         // the G wired to this M (lock_os_thread)
   std::uint32_t lockedExt = 0;  // lock_os_thread nesting depth
-  bool blocked = false;        // sleeping on park (schedtrace)
-  bool exited = false;         // its thread left for good (a locked G's exit)
-  bool lockedidle = false;     // asleep in stoplockedm or wedged (under sched.lock)
-  int locks = 0;           // runtime locks held: no preemption while > 0
-  Note park;               // stopm sleeps here
-  M* schedlink = nullptr;  // idle list link
-  M* alllink = nullptr;    // allm
+  bool blocked = false;         // sleeping on park (schedtrace)
+  bool exited = false;          // its thread left for good (a locked G's exit)
+  bool lockedidle = false;      // asleep in stoplockedm or wedged (under sched.lock)
+  int locks = 0;                // runtime locks held: no preemption while > 0
+  Note park;                    // stopm sleeps here
+  M* schedlink = nullptr;       // idle list link
+  M* alllink = nullptr;         // allm
   void (*mstartfn)() = nullptr;
   McallFn mcallfn = nullptr;
   // gopark's unlock callback and its argument, run by park_m on g0.
@@ -151,7 +151,7 @@ inline constexpr std::uint32_t kLocalRunQueueSize = 256;
 struct P {
   std::int32_t id = 0;
   std::atomic<std::uint32_t> status{_Pidle};
-  P* link = nullptr;            // idle list
+  P* link = nullptr;  // idle list
   // Incremented when a new time slice starts (execute) and on each system
   // call; written by the owner, read by sysmon.
   std::atomic<std::uint32_t> schedtick{0};
@@ -163,8 +163,8 @@ struct P {
   struct {
     std::uint32_t schedtick = 0, syscalltick = 0;
     std::int64_t schedwhen = 0, syscallwhen = 0;
-  } sysmontick;  // sysmon's last observation (sysmon only)
-  M* m = nullptr;               // back-link to the M (nullptr if idle)
+  } sysmontick;    // sysmon's last observation (sysmon only)
+  M* m = nullptr;  // back-link to the M (nullptr if idle)
   std::uint64_t goidcache = 0, goidcacheend = 0;
   RunQueue<G, kLocalRunQueueSize> runq;  // ring + runnext
   struct {
@@ -197,8 +197,8 @@ struct Sched {
   std::int32_t nmidle = 0;
   std::int64_t mnext = 0;  // number of Ms created; next M id
   std::int32_t maxmcount = 10000;
-  std::int32_t nmexited = 0;  // Ms that left at shutdown
-  std::int32_t nmfreed = 0;   // Ms whose thread exited during the run (locked G exit)
+  std::int32_t nmexited = 0;      // Ms that left at shutdown
+  std::int32_t nmfreed = 0;       // Ms whose thread exited during the run (locked G exit)
   std::int32_t nmidlelocked = 0;  // locked Ms waiting for their G
   std::int32_t nmsys = 0;         // system Ms not counted for deadlock (sysmon)
 
@@ -247,7 +247,7 @@ struct Sched {
   std::atomic<bool> gcwaiting{false};
   std::int32_t stopwait = 0;  // under lock
   Note stopnote;
-  std::atomic<std::uint32_t> worldsema{1};  // a semaphore (sema.hpp) serializing stop-the-world
+  std::atomic<std::uint32_t> worldsema{1};   // a semaphore (sema.hpp) serializing stop-the-world
   std::atomic<std::uint32_t> sysmonWake{0};  // sysmon sleeps on this futex word
 
   // checkdead found every goroutine blocked while plain threads that might

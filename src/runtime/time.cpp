@@ -346,8 +346,8 @@ namespace detail {
 struct timer {
   runtime::Timer rt;
   std::atomic<std::int32_t> refs{1};
-  hchan* c = nullptr;         // the channel it sends on (Timer, Ticker, after)
-  std::function<void()> fn;   // or the function it starts (after_func)
+  hchan* c = nullptr;        // the channel it sends on (Timer, Ticker, after)
+  std::function<void()> fn;  // or the function it starts (after_func)
 
   // Runs when due: Go's sendTime, a non-blocking send of the current time.
   static void sendTime(void* arg, std::int64_t now) {

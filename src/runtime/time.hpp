@@ -48,10 +48,10 @@ struct TimerEntry {
 
 struct PTimers {
   Mutex lock;
-  std::vector<TimerEntry> heap;              // 4-ary min-heap on when; guarded by lock
-  std::atomic<std::int64_t> timer0When{0};   // heap[0].when, 0 if empty: read without lock
-  std::atomic<std::int32_t> stale{0};        // entries known to be stale (a hint)
-  std::atomic<std::int32_t> len{0};          // heap.size(), for schedtrace and checkdead
+  std::vector<TimerEntry> heap;             // 4-ary min-heap on when; guarded by lock
+  std::atomic<std::int64_t> timer0When{0};  // heap[0].when, 0 if empty: read without lock
+  std::atomic<std::int32_t> stale{0};       // entries known to be stale (a hint)
+  std::atomic<std::int32_t> len{0};         // heap.size(), for schedtrace and checkdead
 };
 
 // modtimer: (re)arm t to fire at when (period > 0: then every period) on the
