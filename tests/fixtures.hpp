@@ -20,9 +20,15 @@ void run_checked(F&& body, Options opts = {}) {
   int rc = goro::run(
       [&] {
         body();
+        // num_goroutine sums per-P counts without a lock (as Go's does),
+        // so one reading may be off for a moment: three in a row must agree.
         auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-        while (goro::num_goroutine() > 1 && std::chrono::steady_clock::now() < deadline) goro::yield();
-        leaked = goro::num_goroutine() - 1;
+        int agree = 0;
+        while (agree < 3 && std::chrono::steady_clock::now() < deadline) {
+          agree = goro::num_goroutine() > 1 ? 0 : agree + 1;
+          goro::yield();
+        }
+        leaked = agree == 3 ? 0 : goro::num_goroutine() - 1;
         return 7;
       },
       opts);

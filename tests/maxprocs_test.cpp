@@ -109,7 +109,8 @@ TEST(MaxProcsResize, ConcurrentCallersAreSerialized) {
 
 // The acceptance stress: maxprocs changed 1000 times while goroutines run
 // and communicate (a pipeline, a mutex, sleepers, a ticker, a goroutine in
-// system calls): every value arrives exactly once.
+// system calls, a locked goroutine, after_func timers): every value
+// arrives exactly once.
 TEST(MaxProcsResize, ThousandChangesWhileGoroutinesCommunicate) {
   const int changes = 1000;
   run_checked(
@@ -119,7 +120,29 @@ TEST(MaxProcsResize, ThousandChangesWhileGoroutinesCommunicate) {
         std::atomic<std::int64_t> sent{0}, received_sum{0}, sent_sum{0}, received{0};
         goro::Mutex mu;
         std::int64_t guarded = 0;
-        Countdown cd(6);
+        goro::Chan<int> ping, pong;
+        std::atomic<std::int64_t> fired{0}, armed{0};
+        Countdown cd(8);
+        goro::go([&] {  // a locked goroutine, ping-ponging
+          goro::lock_os_thread();
+          for (int i = 0; !stop.load(); i++) {
+            ping.send(i);
+            pong.recv();
+          }
+          ping.close();
+          goro::unlock_os_thread();
+          cd.done();
+        });
+        goro::go([&] {
+          for (int v : ping) {
+            pong.send(v);
+            if (v % 16 == 0) {
+              armed++;
+              goro::after_func(std::chrono::microseconds(v % 200), [&] { fired++; });
+            }
+          }
+          cd.done();
+        });
         goro::go([&] {  // producer
           for (std::int64_t i = 1; !stop.load(); i++) {
             a.send(i);
@@ -172,6 +195,7 @@ TEST(MaxProcsResize, ThousandChangesWhileGoroutinesCommunicate) {
         }
         stop = true;
         cd.wait();
+        EXPECT_TRUE(wait_until([&] { return fired.load() == armed.load(); })) << "after_func calls lost";
         EXPECT_EQ(received.load(), sent.load());
         EXPECT_EQ(received_sum.load(), sent_sum.load());
         EXPECT_GT(sent.load(), 0);

@@ -510,9 +510,12 @@ void scavengegstacks() {
 // up to 63 dead ones sit on the idle P.
 void gfpurge(P* pp) {
   if (pp->gFree.n.load(std::memory_order_relaxed) == 0) return;
+  // The P's count drops first: gcount, which reads the counts racily, may
+  // see these Gs on neither list (one more goroutine alive, for a moment)
+  // but never on both (a live goroutine missed).
+  pp->gFree.n.store(0, std::memory_order_relaxed);
   MutexGuard l(sched.gFree.lock);
   while (G* g = pp->gFree.list.pop()) gfputglobal_locked(g);
-  pp->gFree.n.store(0, std::memory_order_relaxed);
 }
 
 // Take one G from the global free list (the caller holds sched.gFree.lock).
@@ -1383,7 +1386,7 @@ void* sysmon(void*) {
     } else if (idle > 50) {
       delay *= 2;  // start doubling the sleep after 1ms...
     }
-    if (delay > 10 * 1000) delay = 10 * 1000;  // up to 10ms
+    if (delay > std::int64_t{10} * 1000) delay = std::int64_t{10} * 1000;  // up to 10ms
     sysmonsleep(delay * 1000);
     if (sched.exiting.load(std::memory_order_acquire)) break;
     std::int64_t now = nanotime();
@@ -1420,7 +1423,7 @@ void* sysmon(void*) {
     // A timer long overdue while nobody sleeps until timers (every M busy
     // with long goroutines, or asleep): start a spinning M to run it.
     std::int64_t next = timeSleepUntil();
-    if (next != 0 && next + 1000 * 1000 < now && !sched.polling.load()) wakep();
+    if (next != 0 && next + std::int64_t{1000} * 1000 < now && !sched.polling.load()) wakep();
     if (retake(now) != 0) {
       idle = 0;
     } else {
@@ -1475,7 +1478,10 @@ DebugVars parsedebugvars() {
       long n = std::strtol(val.c_str(), &end, 10);
       bool ok = !val.empty() && *end == '\0' && n >= 0 && n <= (1L << 30);
       if (!ok) {
-        throw std::invalid_argument("goro::run: $GORO_DEBUG: " + key + "=" + val + " is not a non-negative number");
+        std::string msg = "goro::run: $GORO_DEBUG: ";
+        msg += kv;
+        msg += " is not a non-negative number";
+        throw std::invalid_argument(msg);
       }
       if (key == "schedtrace") d.schedtrace = static_cast<std::int32_t>(n);
       if (key == "scheddetail") d.scheddetail = n != 0;
@@ -1950,7 +1956,7 @@ void stopTheWorld() {
   if (wait) {
     for (;;) {
       // Wait for 100us, then try to re-preempt in case of any races.
-      if (sched.stopnote.tsleep(100 * 1000)) {
+      if (sched.stopnote.tsleep(std::int64_t{100} * 1000)) {
         sched.stopnote.clear();
         break;
       }
@@ -2061,7 +2067,7 @@ int runtime_run(EntryFn main_entry, void* main_closure, const Options& opts) {
   sched.lock.lock();
   sched.exiting.store(false, std::memory_order_seq_cst);
   sched.lock.unlock();
-  long threads_before = procthreads();
+  long threads_before = san::kTsan ? procthreads() : 0;
   newsysmon();
   // TSan starts a background thread of its own at the first thread the
   // process creates: checkdead must not take it for a plain thread that

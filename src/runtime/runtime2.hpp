@@ -220,7 +220,6 @@ struct Sched {
   } gFree;
   std::atomic<std::int64_t> lastscavenge{0};
 
-  std::atomic<std::int32_t> ngoroutines{0};  // alive: created and not yet dead
   // Set when main returns (every M leaves) and between runs (go() from a
   // plain thread is refused); cleared once a run's bootstrap is complete.
   std::atomic<bool> exiting{true};
