@@ -88,6 +88,27 @@ TEST(MaxProcsResize, ShrinkingLosesNothing) {
       {.maxprocs = 4});
 }
 
+// main returning while another goroutine stops the world ends the run
+// (the stopping goroutine does not wait for Ps that left).
+TEST(MaxProcsResize, MainReturningDuringStopTheWorldEndsTheRun) {
+  const int runs = static_cast<int>(scaled(200, 10));
+  for (int r = 0; r < runs; r++) {
+    std::atomic<bool> go_on{true};
+    goro::run(
+        [&] {
+          goro::go([&] {
+            for (int i = 0; go_on.load(); i++) goro::maxprocs(2 + i % 2);
+          });
+          goro::go([&] {
+            for (;;) goro::yield();
+          });
+          for (int i = 0; i < r % 7; i++) goro::yield();
+        },
+        {.maxprocs = 2});
+    go_on = false;
+  }
+}
+
 // Two goroutines change maxprocs at once: the calls are serialized.
 TEST(MaxProcsResize, ConcurrentCallersAreSerialized) {
   run_checked(

@@ -61,6 +61,48 @@ TEST(Syscall, ReturnsTheResultAndPassesExceptions) {
   });
 }
 
+// An exception from the body is rethrown after the goroutine is back in
+// the scheduler, possibly on another thread: the C++ runtime's per-thread
+// count of exceptions in flight stays right.
+TEST(Syscall, ExceptionsLeaveNoExceptionInFlight) {
+  run_checked(
+      [] {
+        std::atomic<bool> stop{false};
+        Countdown cd(1);
+        goro::go([&] {
+          while (!stop.load()) goro::yield();
+          cd.done();
+        });
+        int bad = 0;
+        for (int i = 0; i < 50; i++) {
+          try {
+            goro::blocking([] { throw std::runtime_error("in the call"); });
+          } catch (const std::runtime_error&) {
+          }
+          if (std::uncaught_exceptions() != 0) bad++;
+          try {
+            goro::syscall([]() -> int { throw std::runtime_error("in the call"); });
+          } catch (const std::runtime_error&) {
+          }
+          if (std::uncaught_exceptions() != 0) bad++;
+        }
+        stop = true;
+        cd.wait();
+        EXPECT_EQ(bad, 0);
+      },
+      {.maxprocs = 1});
+}
+
+TEST(Syscall, YieldInTheBodyYieldsTheThread) {
+  run_checked([] {
+    EXPECT_EQ(goro::syscall([] {
+                goro::yield();
+                return 1;
+              }),
+              1);
+  });
+}
+
 TEST(Syscall, ReturnsByValue) {
   run_checked([] {
     int x = 5;

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <optional>
 #include <random>
 #include <thread>
 #include <vector>
@@ -239,6 +240,22 @@ TEST(TimerTest, FromAPlainThread) {
 }
 
 TEST(TimerTest, NeedsARuntime) { EXPECT_THROW(goro::Timer(1s), std::logic_error); }
+
+// A Timer kept past its run: stop reports it was not pending (the run's
+// end dropped it); reset needs a runtime.
+TEST(TimerTest, OutlivingItsRun) {
+  std::optional<goro::Timer> kept;
+  std::optional<goro::Ticker> ticker;
+  goro::run([&] {
+    kept.emplace(1h);
+    ticker.emplace(1h);
+  });
+  EXPECT_FALSE(kept->stop());
+  EXPECT_THROW(kept->reset(10ms), std::logic_error);
+  EXPECT_THROW(ticker->reset(10ms), std::logic_error);
+  ticker->stop();
+  EXPECT_FALSE(kept->channel().try_recv().has_value());
+}
 
 TEST(AfterFunc, RunsInItsOwnGoroutine) {
   run_checked([] {

@@ -6,8 +6,10 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <new>
+#include <optional>
 #include <stdexcept>
 #include <tuple>
 #include <type_traits>
@@ -56,20 +58,33 @@ void newproc_abort(NewProc np) noexcept;
 // thread that is not running a goroutine, where there is nothing to do.
 bool entersyscall(bool block) noexcept;
 void exitsyscall() noexcept;
-struct SyscallExit {
-  bool active;
-  ~SyscallExit() {
-    if (active) exitsyscall();
-  }
-};
+// Runs f between entersyscall and exitsyscall. An exception from f is held
+// until exitsyscall is done and rethrown after: exitsyscall may move the
+// goroutine to another thread, which must not happen mid-unwind (the C++
+// runtime counts exceptions in flight per thread).
 template <class F>
 decltype(auto) syscall_call(F&& f, bool block) {
-  using R = std::invoke_result_t<F>;
-  SyscallExit exit{entersyscall(block)};
+  using R = std::decay_t<std::invoke_result_t<F>>;
+  bool entered = entersyscall(block);
+  std::exception_ptr ep;
   if constexpr (std::is_void_v<R>) {
-    std::invoke(std::forward<F>(f));
+    try {
+      std::invoke(std::forward<F>(f));
+    } catch (...) {
+      ep = std::current_exception();
+    }
+    if (entered) exitsyscall();
+    if (ep) std::rethrow_exception(ep);
   } else {
-    return std::decay_t<R>(std::invoke(std::forward<F>(f)));
+    std::optional<R> r;
+    try {
+      r.emplace(std::invoke(std::forward<F>(f)));
+    } catch (...) {
+      ep = std::current_exception();
+    }
+    if (entered) exitsyscall();
+    if (ep) std::rethrow_exception(ep);
+    return R(std::move(*r));
   }
 }
 
@@ -176,6 +191,8 @@ void unlock_os_thread();
 // goroutine keeps its thread, and its P stays reserved for a quick return;
 // if f blocks for long, sysmon hands the P to another thread so the other
 // goroutines run meanwhile. Returns f's result by value; exceptions pass.
+// f runs outside the scheduler: it must not wait on channels, select, sleep
+// or sync objects (a fatal error); yield there yields the thread.
 template <class F>
 decltype(auto) syscall(F&& f) {
   return detail::syscall_call(std::forward<F>(f), false);

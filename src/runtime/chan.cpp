@@ -106,7 +106,10 @@ ForeignWake::ForeignWake() : active_(getg() == nullptr) {
 }
 
 G* current_waiter() {
-  if (G* gp = getg()) return gp;
+  if (G* gp = getg()) {
+    if (readgstatus(gp) == _Gsyscall) syscall_block_fatal();
+    return gp;
+  }
   foreign_register();
   static thread_local ThreadWaiter tw;
   return &tw.g;

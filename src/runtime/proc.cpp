@@ -45,6 +45,7 @@ Mutex allglock;
 std::vector<G*> allgs;
 PMask idlepMask;
 std::atomic<bool> runtime_active{false};
+std::atomic<std::int32_t> foreign_calls{0};
 
 namespace {
 
@@ -52,9 +53,6 @@ M* m0 = nullptr;
 G* maingp = nullptr;
 std::atomic<bool> mainStarted{false};
 std::atomic<std::int32_t> allglen{0};
-// Calls of go() from threads that are not Ms, in progress: teardown waits
-// for them (they hold a G and may touch the global queue).
-std::atomic<std::int32_t> foreign_newprocs{0};
 
 // Thrown by goexit(), caught by the goroutine's entry. Deliberately not a
 // std::exception, so that `catch (const std::exception&)` lets it through.
@@ -1210,7 +1208,7 @@ void gcstopm() {
 
 // P.destroy: pp leaves (procresize shrinks). Its goroutines go to the
 // global queue, its timers to `to`, its free Gs to the global list.
-void pdestroy(P* pp, P* to) {
+void pdestroy(P* pp, P* to, std::vector<Timer*>& dropped) {
   GQueue q;
   std::int32_t n = 0;
   if (G* next = pp->runq.runnext.exchange(nullptr)) {
@@ -1228,7 +1226,7 @@ void pdestroy(P* pp, P* to) {
     sched.runq = q;
     sched.runqsize.store(sched.runqsize.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
-  moveTimers(pp, to);
+  moveTimers(pp, to, dropped);
   gfpurge(pp);
   pp->status.store(_Pdead, std::memory_order_relaxed);
 }
@@ -1237,7 +1235,7 @@ void pdestroy(P* pp, P* to) {
 // and sched.lock held. Returns the Ps with local work (linked by link),
 // which need an M; the others go idle. The current M keeps its P if it
 // survives, else takes allp[0].
-P* procresize(std::int32_t nprocs) {
+P* procresize(std::int32_t nprocs, std::vector<Timer*>& dropped) {
   std::int32_t old = gomaxprocs.load(std::memory_order_relaxed);
   if (nprocs < 1 || nprocs > detail::kMaxProcs) detail::fatal("procresize: invalid arg");
   // Grow: new Ps (or dead ones brought back) start stopped.
@@ -1269,7 +1267,7 @@ P* procresize(std::int32_t nprocs) {
   }
   // Shrink: the Ps beyond nprocs give everything to the current P or the
   // global queue.
-  for (std::int32_t i = nprocs; i < old; i++) pdestroy(allp[static_cast<std::size_t>(i)], cur);
+  for (std::int32_t i = nprocs; i < old; i++) pdestroy(allp[static_cast<std::size_t>(i)], cur, dropped);
   allp.set_size(static_cast<std::size_t>(nprocs));
   gomaxprocs.store(nprocs, std::memory_order_seq_cst);
   stealOrder.reset(static_cast<std::uint32_t>(nprocs));
@@ -1423,7 +1421,7 @@ void* sysmon(void*) {
     // A timer long overdue while nobody sleeps until timers (every M busy
     // with long goroutines, or asleep): start a spinning M to run it.
     std::int64_t next = timeSleepUntil();
-    if (next != 0 && next + std::int64_t{1000} * 1000 < now && !sched.polling.load()) wakep();
+    if (next != 0 && next < now - std::int64_t{1000} * 1000 && !sched.polling.load()) wakep();
     if (retake(now) != 0) {
       idle = 0;
     } else {
@@ -1589,6 +1587,13 @@ bool unknownThreadsAlive() {
   return threads < 0 || threads > mcount() + sched.basethreads;
 }
 
+// A deadlock put off for plain threads: sysmon looks again every 100 ms
+// (it may be asleep for good already: wake it). sched.lock held.
+void deferdeadlock() {
+  sched.deadlockDeferred.store(true);
+  if (sched.sysmonwait) sysmonwake_locked();
+}
+
 // checkdead: called with sched.lock held whenever an M goes idle. If no M
 // is running, no goroutine can ever run again: a deadlock (Go's checkdead),
 // unless a timer is pending or a plain thread may still wake somebody.
@@ -1608,12 +1613,9 @@ void checkdead() {
   }
   // A plain thread that used the runtime may be about to wake a goroutine
   // (its goready may even be half done).
-  if (sched.nforeign.load(std::memory_order_seq_cst) > 0) {
-    sched.deadlockDeferred.store(true);
-    return;
-  }
-  if (foreign_newprocs.load(std::memory_order_seq_cst) != 0 || foreign_wakers.load(std::memory_order_seq_cst) != 0) {
-    sched.deadlockDeferred.store(true);
+  if (sched.nforeign.load(std::memory_order_seq_cst) > 0 || foreign_calls.load(std::memory_order_seq_cst) != 0 ||
+      foreign_wakers.load(std::memory_order_seq_cst) != 0) {
+    deferdeadlock();
     return;
   }
   std::int32_t grunning = 0;
@@ -1643,7 +1645,7 @@ void checkdead() {
     if (pp->timers.len.load(std::memory_order_relaxed) > 0) return;
   }
   if (unknownThreadsAlive()) {
-    sched.deadlockDeferred.store(true);
+    deferdeadlock();
     return;
   }
   sched.lock.unlock();
@@ -1819,7 +1821,7 @@ void schedinit(int procs, std::int32_t maxthreads) {
 
 // Frees everything of a finished run. Every other M has exited.
 void teardown() {
-  while (foreign_newprocs.load(std::memory_order_seq_cst) != 0) osyield();
+  while (foreign_calls.load(std::memory_order_seq_cst) != 0) osyield();
   M* ms;
   {
     MutexGuard l(sched.lock);  // no M can be added now: exiting is set
@@ -1889,6 +1891,7 @@ void RandomOrder::reset(std::uint32_t n) {
 
 void gopark(bool (*unlockf)(G*, void*), void* lock, WaitReason reason) {
   G* gp = getg();
+  if (readgstatus(gp) == _Gsyscall) syscall_block_fatal();
   M* mp = gp->m;
   mp->waitlock = lock;
   mp->waitunlockf = unlockf;
@@ -1897,6 +1900,12 @@ void gopark(bool (*unlockf)(G*, void*), void* lock, WaitReason reason) {
 }
 
 void goyield() { mcall(&goyield_m); }
+
+void syscall_block_fatal() {
+  detail::fatal(
+      "a goroutine blocked inside goro::syscall/goro::blocking (their body must not wait on channels, select, "
+      "sleep or sync objects)");
+}
 
 void wakeNetPoller(std::int64_t when) {
   if (sched.polling.load(std::memory_order_seq_cst)) {
@@ -1952,9 +1961,11 @@ void stopTheWorld() {
   }
   bool wait = sched.stopwait > 0;
   sched.lock.unlock();
-  // Wait for remaining P's to stop voluntarily.
+  // Wait for remaining P's to stop voluntarily. main returning ends the
+  // wait: the Ms leave instead of stopping (Go's exit ends the process).
   if (wait) {
     for (;;) {
+      if (sched.exiting.load(std::memory_order_acquire)) return;
       // Wait for 100us, then try to re-preempt in case of any races.
       if (sched.stopnote.tsleep(std::int64_t{100} * 1000)) {
         sched.stopnote.clear();
@@ -1963,6 +1974,7 @@ void stopTheWorld() {
       preemptall();
     }
   }
+  if (sched.exiting.load(std::memory_order_acquire)) return;
   if (sched.stopwait != 0) detail::fatal("stopTheWorld: not stopped");
   for (P* pp : allp) {
     if (pp->status.load(std::memory_order_relaxed) != _Pgcstop) detail::fatal("stopTheWorld: not stopped");
@@ -1970,8 +1982,9 @@ void stopTheWorld() {
 }
 
 void startTheWorld(std::int32_t procs) {
+  std::vector<Timer*> dropped;
   sched.lock.lock();
-  P* p1 = procresize(procs > 0 ? procs : gomaxprocs.load(std::memory_order_relaxed));
+  P* p1 = procresize(procs > 0 ? procs : gomaxprocs.load(std::memory_order_relaxed), dropped);
   sched.gcwaiting.store(false, std::memory_order_seq_cst);
   if (sched.sysmonwait) sysmonwake_locked();
   sched.lock.unlock();
@@ -1983,6 +1996,7 @@ void startTheWorld(std::int32_t procs) {
   // Wakeup an additional proc in case we have excessive runnable
   // goroutines in local queues or in the global queue.
   wakep();
+  timersRelease(dropped);
 }
 
 void goready(G* gp) {
@@ -2093,16 +2107,16 @@ NewProc newproc_begin(std::size_t size, std::size_t align, EntryFn entry) {
   G* me = getg();
   bool foreign = me == nullptr;
   if (foreign) {
-    foreign_newprocs.fetch_add(1, std::memory_order_seq_cst);
+    foreign_calls.fetch_add(1, std::memory_order_seq_cst);
     foreign_register();
     if (!runtime_active.load(std::memory_order_seq_cst) || sched.exiting.load(std::memory_order_seq_cst)) {
-      foreign_newprocs.fetch_sub(1);
+      foreign_calls.fetch_sub(1);
       throw std::logic_error("goro::go: no goro runtime is running (start one with goro::run)");
     }
   }
   if (align < 16) align = 16;
   if (size + align > stack_size() / 4) {
-    if (foreign) foreign_newprocs.fetch_sub(1);
+    if (foreign) foreign_calls.fetch_sub(1);
     throw std::length_error("goro::go: the function and its arguments (" + std::to_string(size) +
                             " bytes) do not fit a quarter of the goroutine stack");
   }
@@ -2147,7 +2161,7 @@ void newproc_commit(NewProc np) {
     sched.runqsize.fetch_add(0, std::memory_order_seq_cst);
     wakep();
   }
-  if (np.foreign) foreign_newprocs.fetch_sub(1, std::memory_order_seq_cst);
+  if (np.foreign) foreign_calls.fetch_sub(1, std::memory_order_seq_cst);
 }
 
 void newproc_abort(NewProc np) noexcept {
@@ -2160,7 +2174,7 @@ void newproc_abort(NewProc np) noexcept {
   } else {
     gfputglobal(newg);
   }
-  if (np.foreign) foreign_newprocs.fetch_sub(1, std::memory_order_seq_cst);
+  if (np.foreign) foreign_calls.fetch_sub(1, std::memory_order_seq_cst);
 }
 
 bool entersyscall(bool block) noexcept {
@@ -2215,7 +2229,9 @@ void exitsyscall() noexcept {
 }  // namespace detail
 
 void yield() {
-  if (getg() == nullptr) {
+  G* gp = getg();
+  // A plain thread, or a syscall body (which owns its thread, not a P).
+  if (gp == nullptr || readgstatus(gp) == _Gsyscall) {
     sched_yield();
     return;
   }
@@ -2275,13 +2291,21 @@ int maxprocs(int n) {
   semacquire(&sched.worldsema, false, WaitReason::semacquire);
   cur = gomaxprocs.load();
   stopTheWorld();
+  if (sched.exiting.load(std::memory_order_acquire)) {
+    // main returned meanwhile: the world is not restarted, the run ends,
+    // and this goroutine leaves its M at this scheduling point.
+    semrelease(&sched.worldsema, false);
+    mcall(&gosched_m);
+    return cur;
+  }
   startTheWorld(n);
   semrelease(&sched.worldsema, false);
   return cur;
 }
 
 int num_goroutine() {
-  if (!runtime_active.load()) return 0;
+  ForeignCall fc;
+  if (!fc.ok()) return 0;
   return gcount();
 }
 

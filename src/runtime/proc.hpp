@@ -64,6 +64,33 @@ extern std::vector<G*> allgs;
 extern PMask idlepMask;
 extern std::atomic<bool> runtime_active;
 
+// A plain thread inside the runtime (go(), timers, stats): counted while
+// there, so that teardown waits for it to leave; refused (ok() false) when
+// no runtime runs or the run is ending. Goroutines pass through for free.
+extern std::atomic<std::int32_t> foreign_calls;
+class ForeignCall {
+ public:
+  ForeignCall() : active_(getg() == nullptr) {
+    if (!active_) return;
+    foreign_calls.fetch_add(1, std::memory_order_seq_cst);
+    if (!runtime_active.load(std::memory_order_seq_cst) || sched.exiting.load(std::memory_order_seq_cst)) {
+      foreign_calls.fetch_sub(1, std::memory_order_seq_cst);
+      active_ = false;
+      ok_ = false;
+    }
+  }
+  ~ForeignCall() {
+    if (active_) foreign_calls.fetch_sub(1, std::memory_order_seq_cst);
+  }
+  ForeignCall(const ForeignCall&) = delete;
+  ForeignCall& operator=(const ForeignCall&) = delete;
+  bool ok() const { return ok_; }
+
+ private:
+  bool active_;
+  bool ok_ = true;
+};
+
 // casgstatus: the one way a G's status changes; an illegal transition or a
 // status other than `from` is a fatal error.
 void casgstatus(G* gp, std::uint32_t from, std::uint32_t to);
@@ -98,6 +125,9 @@ struct RandomOrder {
   }
 };
 extern RandomOrder stealOrder;
+
+// A goroutine inside goro::syscall tried to park: a fatal error.
+[[noreturn]] void syscall_block_fatal();
 
 // Go's goyield: like yield, but the goroutine goes to the tail of its P's
 // local run queue (semrelease's handoff uses it).

@@ -239,7 +239,7 @@ std::int64_t timeSleepUntil() {
   return next;
 }
 
-void moveTimers(P* from, P* to) {
+void moveTimers(P* from, P* to, std::vector<Timer*>& dropped) {
   std::vector<TimerEntry> entries;
   {
     MutexGuard l(from->timers.lock);
@@ -261,8 +261,12 @@ void moveTimers(P* from, P* to) {
         moved = true;
       }
     }
-    if (!moved) timerRelease(t);
+    if (!moved) dropped.push_back(t);
   }
+}
+
+void timersRelease(const std::vector<Timer*>& dropped) {
+  for (Timer* t : dropped) timerRelease(t);
 }
 
 void timersDestroy(PTimers& ts) {
@@ -391,10 +395,15 @@ void timer_release(timer* t) noexcept {
 
 hchan* timer_chan(const timer* t) noexcept { return t->c; }
 
+namespace {
+void need_runtime(const runtime::ForeignCall& fc) {
+  if (!fc.ok()) throw std::logic_error("goro: timers need a running goro runtime (start one with goro::run)");
+}
+}  // namespace
+
 timer* timer_new(std::chrono::nanoseconds d, std::chrono::nanoseconds period, std::function<void()> fn) {
-  if (!runtime::runtime_active.load()) {
-    throw std::logic_error("goro: timers need a running goro runtime (start one with goro::run)");
-  }
+  runtime::ForeignCall fc;  // a plain thread: teardown waits until the timer is in a heap
+  need_runtime(fc);
   auto* t = new timer;
   if (fn) {
     t->fn = std::move(fn);
@@ -410,6 +419,8 @@ timer* timer_new(std::chrono::nanoseconds d, std::chrono::nanoseconds period, st
 bool timer_stop(timer* t) noexcept { return runtime::deltimer(&t->rt); }
 
 bool timer_reset(timer* t, std::chrono::nanoseconds d, std::chrono::nanoseconds period) {
+  runtime::ForeignCall fc;
+  need_runtime(fc);
   return runtime::modtimer(&t->rt, whenAfter(d), period.count());
 }
 

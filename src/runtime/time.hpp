@@ -68,7 +68,10 @@ std::int64_t checkTimers(P* pp, std::int64_t& now, bool* ran = nullptr);
 // The earliest timer of every P (0: none): how long an M may sleep.
 std::int64_t timeSleepUntil();
 // Move every timer of `from` to `to` (procresize; the world is stopped).
-void moveTimers(P* from, P* to);
+// The references of stale entries go to dropped, for timersRelease once no
+// runtime lock is held (releasing may run a user's destructor).
+void moveTimers(P* from, P* to, std::vector<Timer*>& dropped);
+void timersRelease(const std::vector<Timer*>& dropped);
 // Drop every heap entry (teardown), releasing the timers they hold.
 void timersDestroy(PTimers& ts);
 

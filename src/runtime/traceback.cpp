@@ -195,7 +195,8 @@ void dump_goroutines(std::ostream& out) {
 Stats stats() {
   using namespace goro::runtime;
   Stats s;
-  if (!runtime_active.load()) return s;
+  ForeignCall fc;  // a plain thread: teardown waits before freeing the Ps
+  if (!fc.ok()) return s;
   s.goroutines = gcount();
   {
     MutexGuard l(sched.lock);

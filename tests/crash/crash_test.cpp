@@ -257,6 +257,35 @@ TEST_F(Crash, NoDeadlockWhileAPlainThreadWillWakeMain) {
       ::testing::ExitedWithCode(0), "");
 }
 
+TEST_F(Crash, DeadlockReportedAfterAThreadThatStartedAGoroutineExits) {
+  EXPECT_EXIT(
+      {
+        goro::run(
+            [] {
+              goro::Chan<int> c;
+              std::thread t([] {
+                std::this_thread::sleep_for(std::chrono::milliseconds(30));
+                goro::go([] {});
+              });
+              t.detach();
+              c.recv();
+            },
+            {.maxprocs = 1});
+      },
+      ::testing::KilledBySignal(SIGABRT), "fatal error: all goroutines are asleep - deadlock!");
+}
+
+TEST_F(Crash, BlockingInsideASyscallBodyIsFatal) {
+  EXPECT_EXIT(
+      {
+        goro::run([] {
+          goro::Chan<int> c(1);
+          goro::syscall([&] { c.recv(); });
+        });
+      },
+      ::testing::KilledBySignal(SIGABRT), "fatal error: a goroutine blocked inside goro::syscall/goro::blocking");
+}
+
 TEST_F(Crash, DeadlockReportedAfterThePlainThreadExits) {
   EXPECT_EXIT(
       {
