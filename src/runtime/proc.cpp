@@ -107,11 +107,7 @@ std::int64_t nanotime() {
   return std::int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
 }
 
-std::int64_t coarsetime() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return std::int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
+std::int64_t coarsetime() { return sched.coarsenow.load(std::memory_order_relaxed); }
 
 // wyrand, per M (Go's fastrand). Threads that are not Ms use a TLS state.
 std::uint32_t fastrand() {
@@ -1388,6 +1384,7 @@ void* sysmon(void*) {
     sysmonsleep(delay * 1000);
     if (sched.exiting.load(std::memory_order_acquire)) break;
     std::int64_t now = nanotime();
+    sched.coarsenow.store(now, std::memory_order_relaxed);
     if (debug_schedtrace <= 0 &&
         (sched.gcwaiting.load() || sched.npidle.load() == gomaxprocs.load(std::memory_order_relaxed))) {
       sched.lock.lock();
@@ -1417,6 +1414,7 @@ void* sysmon(void*) {
       sched.lock.unlock();
       if (sched.exiting.load(std::memory_order_acquire)) break;
       now = nanotime();
+      sched.coarsenow.store(now, std::memory_order_relaxed);
     }
     // A timer long overdue while nobody sleeps until timers (every M busy
     // with long goroutines, or asleep): start a spinning M to run it.
@@ -2052,6 +2050,7 @@ int runtime_run(EntryFn main_entry, void* main_closure, const Options& opts) {
   schedinit(procs, maxthreads);
   signal_handlers_install();
   runstarttime = nanotime();
+  sched.coarsenow.store(runstarttime);
 
   // m0 is this thread; its g0 is this thread's stack.
   m0 = new M;

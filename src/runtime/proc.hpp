@@ -134,7 +134,8 @@ extern RandomOrder stealOrder;
 void goyield();
 
 std::int64_t nanotime();
-// A cheap clock with a resolution of a few milliseconds (wait times).
+// A cheap clock for wait times: nanotime as sysmon last read it, at most
+// 10 ms old while any P runs (sysmon's longest sleep then).
 std::int64_t coarsetime();
 
 // A plain thread (not an M) used the runtime: while it lives it may still

@@ -248,6 +248,7 @@ struct Sched {
   Note stopnote;
   std::atomic<std::uint32_t> worldsema{1};   // a semaphore (sema.hpp) serializing stop-the-world
   std::atomic<std::uint32_t> sysmonWake{0};  // sysmon sleeps on this futex word
+  std::atomic<std::int64_t> coarsenow{0};    // nanotime at sysmon's last tick (coarsetime)
 
   // checkdead found every goroutine blocked while plain threads that might
   // wake them are alive: sysmon looks again every 100 ms.
