@@ -1,8 +1,11 @@
 // demo.cpp — classic Go programs on goro: skynet (with result slots and
 // with channels), a parallel recursive fib, a fan-out of many goroutines,
-// Go's concurrent prime sieve, and a worker pool. Prints each result, its
-// wall time and the scheduler's counters (goroutines created, steals,
-// parks, threads).
+// Go's concurrent prime sieve, a worker pool, sleepers with a timeout
+// select, and blocking system calls beside busy goroutines. Prints each
+// result, its wall time and the scheduler's counters (goroutines created,
+// steals, parks, threads).
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -125,6 +128,56 @@ std::int64_t worker_pool(int workers, int jobs) {
   return sum;
 }
 
+// Sleepers: n goroutines sleep 1–20 ms each and report on a channel; the
+// collector gives up after a second (select on a timer channel).
+std::int64_t sleepers(int n) {
+  goro::Chan<int> done(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; i++) {
+    goro::go([done, i]() mutable {
+      goro::sleep_for(std::chrono::milliseconds(1 + i % 20));
+      done.send(1);
+    });
+  }
+  auto timeout = goro::after(std::chrono::seconds(1));
+  std::int64_t woke = 0;
+  while (woke < n) {
+    if (goro::select(goro::on_recv(done), goro::on_recv(timeout)) == 1) break;
+    woke++;
+  }
+  return woke;
+}
+
+// System calls: goroutines each make blocking calls (usleep) announced
+// with goro::syscall, while others count; sysmon hands their Ps off.
+std::int64_t syscalls(int callers) {
+  std::atomic<bool> stop{false};
+  std::atomic<std::int64_t> work{0};
+  goro::WaitGroup wg;
+  wg.add(callers + 2);
+  for (int i = 0; i < 2; i++) {
+    goro::go([&] {
+      while (!stop.load()) {
+        work++;
+        goro::yield();
+      }
+      wg.done();
+    });
+  }
+  goro::WaitGroup calls;
+  calls.add(callers);
+  for (int i = 0; i < callers; i++) {
+    goro::go([&] {
+      for (int k = 0; k < 10; k++) goro::syscall([] { return ::usleep(2000); });
+      calls.done();
+      wg.done();
+    });
+  }
+  calls.wait();
+  stop = true;
+  wg.wait();
+  return callers * 10;
+}
+
 template <class F>
 auto timed(const char* name, F&& f) {
   auto before = goro::debug::stats();
@@ -157,6 +210,8 @@ int main() {
     timed("fan-out", [] { return fanout(200000); });
     ok &= timed("sieve", [] { return static_cast<std::int64_t>(sieve(1000)); }) == 7919;
     ok &= timed("worker-pool", [] { return worker_pool(8, 100000); }) == 333328333350000;
+    ok &= timed("sleepers", [] { return sleepers(10000); }) == 10000;
+    ok &= timed("syscalls", [] { return syscalls(16); }) == 160;
 
     auto s = goro::debug::stats();
     std::printf("\ntotal: %llu goroutines created, %llu context switches, %llu steals (%llu goroutines), %llu parks\n",
