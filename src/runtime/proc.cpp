@@ -152,6 +152,7 @@ void mcall(McallFn fn, bool dying = false) {
   G* g0 = g0_of(mp);
   if (gp == g0) detail::fatal("mcall called on g0 (a goroutine operation from a runtime callback)");
   mp->mcallfn = fn;
+  ehswitch(mp->eh, &gp->eh, &g0->eh);
   san::start_switch(dying ? nullptr : &gp->asan_fake_stack, g0->stack.lo, g0->stack.hi - g0->stack.lo);
   san::tsan_switch_to(g0->sched.fiber);
   setg(g0);
@@ -163,6 +164,7 @@ void mcall(McallFn fn, bool dying = false) {
 // the current G.
 Gobuf* gogo(G* gp) {
   G* g0 = getg();
+  ehswitch(g0->m->eh, &g0->eh, &gp->eh);
   san::start_switch(&g0->asan_fake_stack, gp->stack.lo, gp->stack.hi - gp->stack.lo);
   setg(gp);
   return &gp->sched;
@@ -941,6 +943,7 @@ Gobuf* goexit0(G* gp) {
   gp->waitreason = WaitReason::zero;
   gp->entry = nullptr;
   gp->closure = nullptr;
+  gp->eh = EhGlobals{};  // (empty: the entry caught everything)
   bool locked = mp->lockedExt != 0;
   mp->lockedExt = 0;
   mp->lockedg = nullptr;
@@ -1670,6 +1673,7 @@ void thread_stack_bounds(G* g0) {
 void minit(M* mp) {
   G* g0 = mp->g0;
   setg(g0);
+  mp->eh = ehglobals_of_thread();
   thread_stack_bounds(g0);
   g0->sched.fiber = san::tsan_current_fiber();
   mp->exitbuf.fiber = g0->sched.fiber;

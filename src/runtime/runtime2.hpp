@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "arch/context.hpp"
+#include "ehglobals.hpp"
 #include "goro/runtime.hpp"
 #include "lock_futex.hpp"
 #include "runq.hpp"
@@ -96,6 +97,7 @@ struct G {
   Sudog* param = nullptr;    // the sudog whose operation woke it (nullptr: a close)
   std::atomic<std::uint32_t> selectDone{0};
   Timer* timer = nullptr;  // sleep_for's timer, made on first use
+  EhGlobals eh;            // C++ exception state while not running (ehglobals.hpp)
   // Non-null for the stand-in G of a plain thread (chan.cpp): it blocks on
   // this note instead of parking, and is never scheduled.
   Note* threadnote = nullptr;
@@ -129,6 +131,7 @@ struct M {
   void* waitlock = nullptr;
   std::uint64_t fastrand = 0;
   Gobuf exitbuf;  // gosave()d in mstart: where the M returns to exit
+  EhGlobals* eh = nullptr;  // the thread's C++ exception state
   pthread_t thread{};
   std::atomic<bool> thread_created{false};  // thread is set: teardown may join
   void* altstack = nullptr;                 // sigaltstack for the stack-overflow handler
