@@ -4,6 +4,8 @@
 // Invariant: nothing here is public API; it is built on gopark/goready.
 #pragma once
 
+#include <sys/resource.h>
+
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
@@ -94,6 +96,14 @@ class Countdown {
 inline std::size_t stacks_in_use() { return runtime::stacks_in_use(); }
 inline std::size_t sudogs_allocated() { return runtime::sudogs_allocated(); }
 // Dead Gs on the global free list that still hold a committed stack.
+// User plus system CPU time of the whole process so far, in milliseconds.
+inline double process_cpu_ms() {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+}
+
 // Heap entries (live and stale) over every P's timer heap.
 inline int timers_in_heaps() {
   int n = 0;

@@ -429,14 +429,9 @@ TEST(Idle, UsesNoCpuWithNothingRunnable) {
         Parker main;
         std::thread t([&] {
           std::this_thread::sleep_for(100ms);  // let everything settle
-          auto cpu = [] {
-            struct rusage ru;
-            getrusage(RUSAGE_SELF, &ru);
-            return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
-          };
-          double before = cpu();
+          double before = goro::testing::process_cpu_ms();
           std::this_thread::sleep_for(1s);
-          cpu_ms = cpu() - before;
+          cpu_ms = goro::testing::process_cpu_ms() - before;
           main.unpark();
         });
         main.park();

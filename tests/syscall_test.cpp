@@ -37,12 +37,6 @@ struct Pipe {
   }
 };
 
-double process_cpu_ms() {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
-}
-
 }  // namespace
 
 TEST(Syscall, ReturnsTheResultAndPassesExceptions) {
@@ -288,9 +282,9 @@ TEST(Sysmon, IdlesWithGoroutinesParkedOnChannels) {
           });
         }
         goro::sleep_for(100ms);  // let everything settle
-        double before = process_cpu_ms();
+        double before = goro::testing::process_cpu_ms();
         goro::sleep_for(1s);
-        cpu_ms = process_cpu_ms() - before;
+        cpu_ms = goro::testing::process_cpu_ms() - before;
         c.close();
         cd.wait();
       },

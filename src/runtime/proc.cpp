@@ -380,6 +380,17 @@ void wakep() {
 
 void scavengegstacks();
 
+// mPark: sleep on the M's note until startm or startlockedm hands it a P
+// in nextp, and take that P; or until the run ends (then no P is taken).
+void mPark(M* mp) {
+  mp->park.sleep();
+  mp->park.clear();
+  mp->blocked = false;
+  if (sched.exiting.load(std::memory_order_acquire)) return;
+  acquirep(mp->nextp);
+  mp->nextp = nullptr;
+}
+
 // stopm: put the M on the idle list and sleep until startm hands it a P
 // (or the runtime exits).
 void stopm() {
@@ -399,12 +410,7 @@ void stopm() {
   mput(mp);
   mp->blocked = true;
   sched.lock.unlock();
-  mp->park.sleep();
-  mp->park.clear();
-  mp->blocked = false;
-  if (sched.exiting.load(std::memory_order_acquire)) return;
-  acquirep(mp->nextp);
-  mp->nextp = nullptr;
+  mPark(mp);
 }
 
 // resetspinning: the M found work while spinning. It stops spinning and,
@@ -1120,12 +1126,7 @@ void stoplockedm() {
   mp->blocked = true;
   checkdead();
   sched.lock.unlock();
-  mp->park.sleep();
-  mp->park.clear();
-  mp->blocked = false;
-  if (sched.exiting.load(std::memory_order_acquire)) return;
-  acquirep(mp->nextp);
-  mp->nextp = nullptr;
+  mPark(mp);
 }
 
 // startlockedm: gp, locked to another M, is runnable: give that M our P
