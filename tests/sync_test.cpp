@@ -9,6 +9,7 @@
 #include <chrono>
 #include <mutex>
 #include <shared_mutex>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -425,7 +426,14 @@ TEST(Sync, CondDestroyedWithAbandonedWaiter) {
       cond->wait();
     });
     waiting.recv();
-    std::lock_guard<goro::Mutex> l(*mu);  // the waiter is queued once we get it
+    // Getting mu means the waiter has its ticket, but it may still be inside
+    // Cond::wait touching the Cond: wait until it is parked.
+    ASSERT_TRUE(goro::testing::wait_until([] {
+      std::ostringstream dump;
+      goro::debug::dump_goroutines(dump);
+      return dump.str().find("[sync.Cond.Wait]") != std::string::npos;
+    }));
+    std::lock_guard<goro::Mutex> l(*mu);
     cond.reset();
   });
 }
