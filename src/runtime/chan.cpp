@@ -384,7 +384,7 @@ void chanrelease(hchan* c) noexcept {
 bool chansend(hchan* c, void* ep, bool block) {
   // A preemption point, as Go's function prologues are: a goroutine that
   // sends and receives without ever blocking still yields its slice.
-  goro::checkpoint();
+  preemptcheck();
   if (c == nullptr) {
     if (!block) return false;
     block_forever(WaitReason::chan_send_nil);
@@ -419,7 +419,7 @@ bool chansend(hchan* c, void* ep, bool block) {
 }
 
 RecvResult chanrecv(hchan* c, void* ep, bool block) {
-  goro::checkpoint();
+  preemptcheck();
   if (c == nullptr) {
     if (!block) return {false, false};
     block_forever(WaitReason::chan_receive_nil);

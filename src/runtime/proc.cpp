@@ -746,7 +746,6 @@ top:
       sched.nmspinning.fetch_add(1);
     }
     bool newWork = false;
-    if (now == 0) now = nanotime();
     if (G* gp = stealWork(pp, now, pollUntil, newWork)) return gp;
     if (newWork) goto top;
   }
@@ -832,7 +831,7 @@ Gobuf* execute(G* gp, bool inheritTime) {
   P* pp = mp->p;
   if (!inheritTime) {
     // A new time slice: sysmon measures slices by this tick.
-    pp->schedtick.store(pp->schedtick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    pp->schedtick.inc();
     pp->preempt.store(false, std::memory_order_relaxed);
   }
   pp->counters.switches.inc();
@@ -1012,6 +1011,13 @@ void goentry() {
 // ---------------------------------------------------------------------------
 // System calls and hand-offs
 
+// pstopped_locked: pp stops for stop-the-world; the last P to stop wakes
+// the stopper. sched.lock held.
+void pstopped_locked(P* pp) {
+  pp->status.store(_Pgcstop, std::memory_order_relaxed);
+  if (--sched.stopwait == 0) sched.stopnote.wakeup();
+}
+
 // handoffp: hand off pp from an M that is blocked in a system call, is
 // locked to a waiting G, or is exiting: start an M on it if there is work,
 // else put it on the idle list. Mirrors Go's conditions.
@@ -1030,8 +1036,7 @@ void handoffp(P* pp) {
   }
   sched.lock.lock();
   if (sched.gcwaiting.load(std::memory_order_relaxed)) {
-    pp->status.store(_Pgcstop, std::memory_order_relaxed);
-    if (--sched.stopwait == 0) sched.stopnote.wakeup();
+    pstopped_locked(pp);
     sched.lock.unlock();
     return;
   }
@@ -1200,8 +1205,7 @@ void gcstopm() {
   }
   P* pp = releasep();
   sched.lock.lock();
-  pp->status.store(_Pgcstop, std::memory_order_relaxed);
-  if (--sched.stopwait == 0) sched.stopnote.wakeup();
+  pstopped_locked(pp);
   sched.lock.unlock();
   stopm();
 }
@@ -1325,7 +1329,7 @@ std::uint32_t retake(std::int64_t now) {
     bool sysretake = false;
     if (s == _Prunning || s == _Psyscall) {
       // Preempt G if it's running for too long.
-      std::uint32_t t = pp->schedtick.load(std::memory_order_relaxed);
+      std::uint32_t t = pp->schedtick.get();
       if (pd.schedtick != t) {
         pd.schedtick = t;
         pd.schedwhen = now;
@@ -1337,7 +1341,7 @@ std::uint32_t retake(std::int64_t now) {
     }
     if (s == _Psyscall) {
       // Retake P from syscall if it's there for more than 1 sysmon tick.
-      std::uint32_t t = pp->syscalltick.load(std::memory_order_relaxed);
+      std::uint32_t t = pp->syscalltick.get();
       if (!sysretake && pd.syscalltick != t) {
         pd.syscalltick = t;
         pd.syscallwhen = now;
@@ -1358,7 +1362,7 @@ std::uint32_t retake(std::int64_t now) {
       std::uint32_t expect = _Psyscall;
       if (pp->status.compare_exchange_strong(expect, _Pidle, std::memory_order_acq_rel)) {
         n++;
-        pp->syscalltick.store(t + 1, std::memory_order_relaxed);
+        pp->syscalltick.inc();
         pp->counters.handoffs.inc();
         handoffp(pp);
       }
@@ -1525,7 +1529,7 @@ __attribute__((no_sanitize("thread"))) void schedtrace(bool detailed) {
     if (detailed) {
       std::snprintf(buf, sizeof buf,
                     "  P%zu: status=%u schedtick=%u syscalltick=%u m=%lld runqsize=%u gfreecnt=%d timerslen=%d\n", i,
-                    pp->status.load(), pp->schedtick.load(), pp->syscalltick.load(),
+                    pp->status.load(), pp->schedtick.get(), pp->syscalltick.get(),
                     static_cast<long long>(mp != nullptr ? mp->id : -1), len, pp->gFree.n.load(),
                     pp->timers.len.load());
     } else {
@@ -1904,6 +1908,8 @@ void gopark(bool (*unlockf)(G*, void*), void* lock, WaitReason reason) {
 
 void goyield() { mcall(&goyield_m); }
 
+void gopreempt() { mcall(&gopreempt_m); }
+
 void syscall_block_fatal() {
   detail::fatal(
       "a goroutine blocked inside goro::syscall/goro::blocking (their body must not wait on channels, select, "
@@ -1953,7 +1959,7 @@ void stopTheWorld() {
   for (P* pp : allp) {
     std::uint32_t s = _Psyscall;
     if (pp->status.compare_exchange_strong(s, _Pgcstop, std::memory_order_acq_rel)) {
-      pp->syscalltick.store(pp->syscalltick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      pp->syscalltick.inc();
       sched.stopwait--;
     }
   }
@@ -2109,27 +2115,22 @@ int runtime_run(EntryFn main_entry, void* main_closure, const Options& opts) {
 
 NewProc newproc_begin(std::size_t size, std::size_t align, EntryFn entry) {
   G* me = getg();
-  bool foreign = me == nullptr;
-  if (foreign) {
-    foreign_calls.fetch_add(1, std::memory_order_seq_cst);
-    foreign_register();
-    if (!runtime_active.load(std::memory_order_seq_cst) || sched.exiting.load(std::memory_order_seq_cst)) {
-      foreign_calls.fetch_sub(1);
-      throw std::logic_error("goro::go: no goro runtime is running (start one with goro::run)");
-    }
-  }
+  ForeignCall fc;  // a plain thread: counted until newproc_commit/abort
+  if (!fc.ok()) throw std::logic_error("goro::go: no goro runtime is running (start one with goro::run)");
   if (align < 16) align = 16;
   if (size + align > stack_size() / 4) {
-    if (foreign) foreign_calls.fetch_sub(1);
     throw std::length_error("goro::go: the function and its arguments (" + std::to_string(size) +
                             " bytes) do not fit a quarter of the goroutine stack");
   }
+  bool foreign = me == nullptr;
+  if (foreign) foreign_register();
   P* pp = foreign ? nullptr : me->m->p;
   G* newg = gfget(pp);
   if (newg == nullptr) newg = malg();
   std::uintptr_t closure = (newg->stack.hi - size) & ~(align - 1);
   newg->entry = entry;
   newg->closure = reinterpret_cast<void*>(closure);
+  fc.keep();
   return NewProc{newg->closure, newg, foreign};
 }
 
@@ -2186,14 +2187,14 @@ bool entersyscall(bool block) noexcept {
   if (gp == nullptr || gp == gp->m->g0 || gp->m->p == nullptr) return false;
   // A preemption point: a goroutine looping over short system calls
   // otherwise keeps its P for ever (Go's syscall path checks gp.preempt).
-  if (gp->m->p->preempt.load(std::memory_order_relaxed)) mcall(&gopreempt_m);
+  preemptcheck();
   M* mp = gp->m;
   P* pp = mp->p;
   casgstatus(gp, _Grunning, _Gsyscall);
   if (block) {
     // entersyscallblock: the call is known to block: hand the P off now.
     mp->oldp = nullptr;
-    pp->syscalltick.store(pp->syscalltick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    pp->syscalltick.inc();
     pp->counters.handoffs.inc();
     handoffp(releasep());
     return true;
@@ -2209,7 +2210,7 @@ bool entersyscall(bool block) noexcept {
     std::uint32_t s = _Psyscall;
     if (pp->status.compare_exchange_strong(s, _Pgcstop, std::memory_order_acq_rel)) {
       MutexGuard l(sched.lock);
-      if (--sched.stopwait == 0) sched.stopnote.wakeup();
+      pstopped_locked(pp);
     }
   }
   return true;
@@ -2222,7 +2223,7 @@ void exitsyscall() noexcept {
   mp->oldp = nullptr;
   if (exitsyscallfast(oldp)) {
     P* pp = mp->p;
-    pp->syscalltick.store(pp->syscalltick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    pp->syscalltick.inc();
     casgstatus(gp, _Gsyscall, _Grunning);
     return;
   }
@@ -2242,12 +2243,7 @@ void yield() {
   mcall(&gosched_m);
 }
 
-void checkpoint() {
-  G* gp = getg();
-  if (gp == nullptr || gp == gp->m->g0) return;
-  P* pp = gp->m->p;
-  if (pp != nullptr && pp->preempt.load(std::memory_order_relaxed)) mcall(&gopreempt_m);
-}
+void checkpoint() { preemptcheck(); }
 
 void lock_os_thread() {
   G* gp = getg();

@@ -85,6 +85,9 @@ class ForeignCall {
   ForeignCall(const ForeignCall&) = delete;
   ForeignCall& operator=(const ForeignCall&) = delete;
   bool ok() const { return ok_; }
+  // The count outlives this guard: whoever ends the call subtracts it
+  // (newproc_commit/abort).
+  void keep() { active_ = false; }
 
  private:
   bool active_;
@@ -125,6 +128,18 @@ struct RandomOrder {
   }
 };
 extern RandomOrder stealOrder;
+
+// checkpoint(): if sysmon asked the running goroutine's P to end its time
+// slice (P::preempt), yield it now (gopreempt). Inline, for the runtime's
+// own preemption points on hot paths (channel operations, select, system
+// calls); g0, plain threads and syscall bodies (no P) pass.
+void gopreempt();
+inline void preemptcheck() {
+  G* gp = getg();
+  if (gp == nullptr || gp == gp->m->g0) return;
+  P* pp = gp->m->p;
+  if (pp != nullptr && pp->preempt.load(std::memory_order_relaxed)) gopreempt();
+}
 
 // A goroutine inside goro::syscall tried to park: a fatal error.
 [[noreturn]] void syscall_block_fatal();

@@ -130,22 +130,26 @@ struct M {
   bool (*waitunlockf)(G*, void*) = nullptr;
   void* waitlock = nullptr;
   std::uint64_t fastrand = 0;
-  Gobuf exitbuf;  // gosave()d in mstart: where the M returns to exit
+  Gobuf exitbuf;            // gosave()d in mstart: where the M returns to exit
   EhGlobals* eh = nullptr;  // the thread's C++ exception state
   pthread_t thread{};
   std::atomic<bool> thread_created{false};  // thread is set: teardown may join
   void* altstack = nullptr;                 // sigaltstack for the stack-overflow handler
 };
 
-// Per-P counters, written only by the P's owner (relaxed stores), read by
-// debug::stats from anywhere.
+// A counter written only by whoever owns the P (relaxed load and store, no
+// read-modify-write), read from anywhere.
+template <class T>
+struct OwnerCounter {
+  std::atomic<T> v{0};
+  void inc(T n = 1) { v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  T get() const { return v.load(std::memory_order_relaxed); }
+};
+
+// Per-P counters for debug::stats.
 struct PCounters {
   template <class T>
-  struct Counter {
-    std::atomic<T> v{0};
-    void inc(T n = 1) { v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
-    T get() const { return v.load(std::memory_order_relaxed); }
-  };
+  using Counter = OwnerCounter<T>;
   Counter<std::uint64_t> created, switches, steals, stolen, parks, wakeups, preemptions, handoffs;
 };
 
@@ -157,8 +161,8 @@ struct P {
   P* link = nullptr;  // idle list
   // Incremented when a new time slice starts (execute) and on each system
   // call; written by the owner, read by sysmon.
-  std::atomic<std::uint32_t> schedtick{0};
-  std::atomic<std::uint32_t> syscalltick{0};
+  OwnerCounter<std::uint32_t> schedtick;
+  OwnerCounter<std::uint32_t> syscalltick;
   std::uint32_t fairtick = 0;  // incremented on every findRunnable round
   // Set by sysmon when the current time slice has lasted 10 ms; honoured
   // by checkpoint() and yield; cleared when a new slice starts.

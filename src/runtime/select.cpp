@@ -61,7 +61,7 @@ namespace goro::detail {
 using namespace goro::runtime;
 
 int selectgo(SelectCase* cas0, int ncases, bool block, bool* recvOK) {
-  goro::checkpoint();  // a preemption point (see chansend)
+  preemptcheck();  // a preemption point (see chansend)
   *recvOK = false;
   // Nil channels' cases are never ready: leave them out entirely.
   constexpr int kStack = 16;
