@@ -146,8 +146,11 @@ TEST(Chan, SendToParkedReceiverBypassesTheBuffer) {
         Chan<int> c(1);
         Chan<int> got(2);
         goro::go([&] { got.send(*c.recv()); });
-        goro::yield();  // the receiver runs and parks
-        c.send(1);      // handed over; the receiver is runnable, not running
+        // The receiver runs and parks. (A yield alone does not promise it:
+        // one findRunnable round in 61 looks at the global queue, where the
+        // yielder is, first.)
+        ASSERT_TRUE(goro::testing::wait_until([&] { return goro::testing::has_receiver(c); }));
+        c.send(1);  // handed over; the receiver is runnable, not running
         EXPECT_EQ(c.size(), 0u);
         EXPECT_TRUE(c.try_send(2)) << "the first value went through the buffer";
         EXPECT_EQ(got.recv(), 1);
