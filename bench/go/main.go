@@ -1,5 +1,9 @@
 // Command gobench runs the Go twins of goro's scheduler benchmarks and prints
-// one JSON object per benchmark and line: {"name": ..., "per_op_ns": ...}.
+// one JSON object per benchmark and line:
+// {"name": ..., "per_op_ns": ..., "ops": ..., "size": ..., "runs": ...}.
+// per_op_ns is the median of -runs timed runs after one warm-up run; size is
+// the work one run covers (ops, or leaves for skynet), which bench/compare
+// checks against goro's before it compares the times.
 package main
 
 import (
@@ -16,9 +20,9 @@ import (
 type benchmark struct {
 	name  string
 	procs int
-	// run performs the workload once and returns the measured time and the
-	// number of operations that time covers.
-	run func(scale float64) (time.Duration, int64)
+	// run performs the workload once and returns the measured time, the
+	// number of operations that time covers and the size of the work.
+	run func(scale float64) (time.Duration, int64, int64)
 }
 
 var benchmarks = []benchmark{
@@ -42,6 +46,7 @@ type result struct {
 	Name    string  `json:"name"`
 	PerOpNs float64 `json:"per_op_ns"`
 	Ops     int64   `json:"ops"`
+	Size    int64   `json:"size"`
 	Runs    int     `json:"runs"`
 }
 
@@ -59,14 +64,14 @@ func measure(b benchmark, scale float64, runs int) result {
 	runtime.GOMAXPROCS(b.procs)
 	b.run(scale) // warm-up
 	perOp := make([]float64, 0, runs)
-	var ops int64
+	var ops, size int64
 	for i := 0; i < runs; i++ {
 		runtime.GC() // start every timed run from a collected heap
 		var d time.Duration
-		d, ops = b.run(scale)
+		d, ops, size = b.run(scale)
 		perOp = append(perOp, float64(d.Nanoseconds())/float64(ops))
 	}
-	return result{Name: b.name, PerOpNs: median(perOp), Ops: ops, Runs: runs}
+	return result{Name: b.name, PerOpNs: median(perOp), Ops: ops, Size: size, Runs: runs}
 }
 
 func main() {

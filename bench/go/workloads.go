@@ -22,7 +22,7 @@ func scaled(base int64, scale float64) int64 {
 
 // yieldRun: two goroutines each call runtime.Gosched n times.
 // One op is one Gosched (one switch).
-func yieldRun(scale float64) (time.Duration, int64) {
+func yieldRun(scale float64) (time.Duration, int64, int64) {
 	n := scaled(2000000, scale)
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -36,12 +36,12 @@ func yieldRun(scale float64) (time.Duration, int64) {
 		}()
 	}
 	wg.Wait()
-	return time.Since(start), 2 * n
+	return time.Since(start), 2 * n, 2 * n
 }
 
 // spawnExitRun: spawn count goroutines that each only decrement a shared
 // counter; the one that reaches zero closes done. One op is one goroutine.
-func spawnExitRun(scale float64) (time.Duration, int64) {
+func spawnExitRun(scale float64) (time.Duration, int64, int64) {
 	count := scaled(1000000, scale)
 	remaining := count
 	done := make(chan struct{})
@@ -54,12 +54,12 @@ func spawnExitRun(scale float64) (time.Duration, int64) {
 		}()
 	}
 	<-done
-	return time.Since(start), count
+	return time.Since(start), count, count
 }
 
 // parkReadyRun: two goroutines pass a token back and forth n times through
 // the runtime semaphore. One op is one handoff (one park + one ready).
-func parkReadyRun(scale float64) (time.Duration, int64) {
+func parkReadyRun(scale float64) (time.Duration, int64, int64) {
 	n := scaled(1000000, scale)
 	var semA, semB uint32
 	var wg sync.WaitGroup
@@ -80,7 +80,7 @@ func parkReadyRun(scale float64) (time.Duration, int64) {
 		}
 	}()
 	wg.Wait()
-	return time.Since(start), 2 * n
+	return time.Since(start), 2 * n, 2 * n
 }
 
 const skynetDiv = 10
@@ -109,20 +109,25 @@ func skynet(num, size, div int64) int64 {
 	return sum
 }
 
-// skynetSize is 1,000,000*scale rounded to a power of ten, at least 10.
+// skynetSize is the number of leaves: the power of ten nearest (on a log
+// scale) to scaled(1,000,000), between 10 and 10^9 - the same integer formula
+// as skynet_size() in bench/goro_bench.cpp. 10^k is nearest when
+// 10^(2k-1) <= n^2 < 10^(2k+1) (n^2 never equals an odd power of ten).
 func skynetSize(scale float64) int64 {
-	exp := math.Round(math.Log10(1e6 * scale))
-	if exp < 1 || math.IsNaN(exp) {
-		exp = 1
+	n := scaled(1000000, scale)
+	if n > 1000000000 {
+		n = 1000000000 // n^2 fits in an int64
 	}
-	if exp > 9 {
-		exp = 9
+	size, bound := int64(10), int64(1000) // bound = 10^(2k+1)
+	for k := 1; k < 9 && n*n >= bound; k++ {
+		size *= 10
+		bound *= 100
 	}
-	return int64(math.Pow(10, exp))
+	return size
 }
 
 // skynetRun: one whole root run is the op.
-func skynetRun(scale float64) (time.Duration, int64) {
+func skynetRun(scale float64) (time.Duration, int64, int64) {
 	size := skynetSize(scale)
 	start := time.Now()
 	got := skynet(0, size, skynetDiv)
@@ -131,13 +136,13 @@ func skynetRun(scale float64) (time.Duration, int64) {
 		fmt.Fprintf(os.Stderr, "gobench: skynet(0, %d, %d) = %d, want %d\n", size, skynetDiv, got, want)
 		os.Exit(1)
 	}
-	return elapsed, 1
+	return elapsed, 1, size
 }
 
 // chanPingPongRun: A sends i on ping and waits for the reply on pong; B
 // echoes every value back. Both channels are unbuffered. One op is one round
 // trip (two channel handoffs).
-func chanPingPongRun(scale float64) (time.Duration, int64) {
+func chanPingPongRun(scale float64) (time.Duration, int64, int64) {
 	n := scaled(1000000, scale)
 	ping := make(chan int)
 	pong := make(chan int)
@@ -159,14 +164,14 @@ func chanPingPongRun(scale float64) (time.Duration, int64) {
 		}
 	}()
 	wg.Wait()
-	return time.Since(start), n
+	return time.Since(start), n, n
 }
 
 const prodConsBuffer = 128
 
 // chanProdCons1x1Run: one producer sends n ints into a buffered channel, one
 // consumer receives them all. One op is one item.
-func chanProdCons1x1Run(scale float64) (time.Duration, int64) {
+func chanProdCons1x1Run(scale float64) (time.Duration, int64, int64) {
 	n := scaled(4000000, scale)
 	c := make(chan int, prodConsBuffer)
 	var wg sync.WaitGroup
@@ -193,7 +198,7 @@ func chanProdCons1x1Run(scale float64) (time.Duration, int64) {
 		fmt.Fprintf(os.Stderr, "gobench: chan_prodcons_1x1 received sum %d, want %d\n", sum, want)
 		os.Exit(1)
 	}
-	return elapsed, n
+	return elapsed, n, n
 }
 
 const prodConsWorkers = 4
@@ -201,7 +206,7 @@ const prodConsWorkers = 4
 // chanProdCons4x4Run: 4 producers each send n/4 ints into one buffered
 // channel, which is closed once all producers are done; 4 consumers receive
 // until it is closed. One op is one item.
-func chanProdCons4x4Run(scale float64) (time.Duration, int64) {
+func chanProdCons4x4Run(scale float64) (time.Duration, int64, int64) {
 	per := scaled(4000000, scale) / prodConsWorkers
 	if per < 1 {
 		per = 1
@@ -239,7 +244,7 @@ func chanProdCons4x4Run(scale float64) (time.Duration, int64) {
 		fmt.Fprintf(os.Stderr, "gobench: chan_prodcons_4x4 received %d items, want %d\n", received, n)
 		os.Exit(1)
 	}
-	return elapsed, n
+	return elapsed, n, n
 }
 
 // skynetChan is skynet with channels: every node sends its sum on c; an inner
@@ -261,7 +266,7 @@ func skynetChan(c chan int64, num, size, div int64) {
 }
 
 // skynetChanRun: one whole root run is the op.
-func skynetChanRun(scale float64) (time.Duration, int64) {
+func skynetChanRun(scale float64) (time.Duration, int64, int64) {
 	size := skynetSize(scale)
 	root := make(chan int64, 1) // buffered: the root's final send must not block
 	start := time.Now()
@@ -272,14 +277,14 @@ func skynetChanRun(scale float64) (time.Duration, int64) {
 		fmt.Fprintf(os.Stderr, "gobench: skynet_chan(0, %d, %d) = %d, want %d\n", size, skynetDiv, got, want)
 		os.Exit(1)
 	}
-	return elapsed, 1
+	return elapsed, 1, size
 }
 
 const mutexWorkers = 4
 
 // mutexContendedRun: 4 goroutines each lock, increment a shared counter and
 // unlock n/4 times. One op is one Lock/Unlock pair.
-func mutexContendedRun(scale float64) (time.Duration, int64) {
+func mutexContendedRun(scale float64) (time.Duration, int64, int64) {
 	per := scaled(4000000, scale) / mutexWorkers
 	if per < 1 {
 		per = 1
@@ -306,13 +311,13 @@ func mutexContendedRun(scale float64) (time.Duration, int64) {
 		fmt.Fprintf(os.Stderr, "gobench: mutex_contended counter = %d, want %d\n", counter, n)
 		os.Exit(1)
 	}
-	return elapsed, n
+	return elapsed, n, n
 }
 
 // select4Run: a sender does n selects over sends on 4 unbuffered channels, a
 // receiver does n selects over receives from the same 4 channels. One op is
 // one transfer (one select on each side).
-func select4Run(scale float64) (time.Duration, int64) {
+func select4Run(scale float64) (time.Duration, int64, int64) {
 	n := scaled(1000000, scale)
 	c0 := make(chan int)
 	c1 := make(chan int)
@@ -354,12 +359,12 @@ func select4Run(scale float64) (time.Duration, int64) {
 		fmt.Fprintf(os.Stderr, "gobench: select4 received sum %d, want %d\n", sum, want)
 		os.Exit(1)
 	}
-	return elapsed, n
+	return elapsed, n, n
 }
 
 // syscallLoopRun: one goroutine makes n getppid system calls through call,
 // main waits for it. One op is one call.
-func syscallLoopRun(scale float64, call func() uintptr) (time.Duration, int64) {
+func syscallLoopRun(scale float64, call func() uintptr) (time.Duration, int64, int64) {
 	n := scaled(1000000, scale)
 	ppid := uintptr(os.Getppid())
 	var wrong int64
@@ -380,11 +385,11 @@ func syscallLoopRun(scale float64, call func() uintptr) (time.Duration, int64) {
 		fmt.Fprintf(os.Stderr, "gobench: getppid returned a wrong pid %d times\n", wrong)
 		os.Exit(1)
 	}
-	return elapsed, n
+	return elapsed, n, n
 }
 
 // syscallBareRun: syscall.RawSyscall, which does not tell the scheduler.
-func syscallBareRun(scale float64) (time.Duration, int64) {
+func syscallBareRun(scale float64) (time.Duration, int64, int64) {
 	return syscallLoopRun(scale, func() uintptr {
 		r, _, _ := syscall.RawSyscall(syscall.SYS_GETPPID, 0, 0, 0)
 		return r
@@ -393,7 +398,7 @@ func syscallBareRun(scale float64) (time.Duration, int64) {
 
 // syscallFastpathRun: syscall.Syscall, i.e. entersyscall/exitsyscall around
 // the call (the P stays reserved for the quick return).
-func syscallFastpathRun(scale float64) (time.Duration, int64) {
+func syscallFastpathRun(scale float64) (time.Duration, int64, int64) {
 	return syscallLoopRun(scale, func() uintptr {
 		r, _, _ := syscall.Syscall(syscall.SYS_GETPPID, 0, 0, 0)
 		return r
