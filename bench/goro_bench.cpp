@@ -1,9 +1,9 @@
 // goro_bench.cpp — the scheduler's benchmarks, twins of bench/go: yield
 // ping-pong, spawn+exit, park/ready handoff, skynet, channels, select, Mutex,
-// the system-call fast path (timer lateness is
+// the system-call fast path, semaphore-table collisions (timer lateness is
 // bench/timer_lateness.cpp). Every twin does the same work with the same
 // public primitive as its Go counterpart (goro::WaitGroup for sync.WaitGroup,
-// goro::Chan for chan, ...); park_ready uses the runtime
+// goro::Chan for chan, ...); park_ready and sema_collide use the runtime
 // semaphore on both sides. Each benchmark reports the user counters
 // per_op_ns (median over the timed runs, after one warm-up run), size (the
 // work one run covers, identical to the Go side's) and runs, which
@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -432,6 +433,51 @@ void BM_SyscallFastpath(benchmark::State& state) {
   syscall_loop(state, [] { return goro::syscall([] { return ::syscall(SYS_getppid); }); });
 }
 
+// The semaphore table (src/runtime/sema.cpp, like Go's) has 251 roots
+// picked by (addr >> 3) % 251, so addresses 251 * 8 bytes apart share a
+// root. A CollideSlot array puts every semaphore on the same root.
+constexpr std::size_t kSemaRoots = 251;
+struct alignas(8) CollideSlot {
+  std::atomic<std::uint32_t> sem{0};
+  char pad[kSemaRoots * 8 - sizeof(std::atomic<std::uint32_t>)];
+};
+static_assert(sizeof(CollideSlot) == kSemaRoots * 8);
+
+// Yields that let a waiter preempted between announcing itself and parking
+// reach its semaphore before the clock starts.
+constexpr int kSettleYields = 10;
+
+// sema_collide/waiters:W (GOMAXPROCS=1) — W goroutines park on W distinct
+// semaphores of one root; then two goroutines hand a token back and forth
+// on two more semaphores of that root (as park_ready does), 10,000 times
+// each way; only that is timed. Per handoff: one release that must find
+// its waiter among the W others, and one acquire that parks. Afterwards
+// every waiter is released and joined, which leaves every semaphore at 0,
+// so the slots (allocated once, as on the Go side) serve every run.
+void BM_SemaCollide(benchmark::State& state) {
+  const auto waiters = static_cast<std::size_t>(state.range(0));
+  const std::int64_t n = scaled(10000);
+  auto slots = std::make_unique<CollideSlot[]>(waiters + 2);
+  measure(state, 1, [n, waiters, s = slots.get()] {
+    goro::WaitGroup parked, exited;
+    parked.add(static_cast<int>(waiters));
+    exited.add(static_cast<int>(waiters));
+    for (std::size_t j = 0; j < waiters; j++) {
+      goro::go([&, sem = &s[j + 2].sem] {
+        parked.done();
+        sem_acquire(sem);
+        exited.done();
+      });
+    }
+    parked.wait();
+    for (int i = 0; i < kSettleYields; i++) goro::yield();
+    Work w = sema_pingpong(n, &s[0].sem, &s[1].sem);
+    for (std::size_t j = 0; j < waiters; j++) sem_release(&s[j + 2].sem);
+    exited.wait();
+    return w;
+  });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -453,6 +499,7 @@ int main(int argc, char** argv) {
   reg("select4/procs:1", BM_Select4);
   reg("syscall_bare/procs:1", BM_SyscallBare);
   reg("syscall_fastpath/procs:1", BM_SyscallFastpath);
+  reg("sema_collide", BM_SemaCollide)->ArgName("waiters")->Arg(0)->Arg(1000)->Arg(10000)->Arg(20000);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

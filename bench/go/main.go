@@ -40,6 +40,10 @@ var benchmarks = []benchmark{
 	{"select4/procs:1", 1, select4Run},
 	{"syscall_bare/procs:1", 1, syscallBareRun},
 	{"syscall_fastpath/procs:1", 1, syscallFastpathRun},
+	{"sema_collide/waiters:0", 1, semaCollideRun(0)},
+	{"sema_collide/waiters:1000", 1, semaCollideRun(1000)},
+	{"sema_collide/waiters:10000", 1, semaCollideRun(10000)},
+	{"sema_collide/waiters:20000", 1, semaCollideRun(20000)},
 }
 
 type result struct {

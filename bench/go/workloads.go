@@ -57,30 +57,88 @@ func spawnExitRun(scale float64) (time.Duration, int64, int64) {
 	return time.Since(start), count, count
 }
 
-// parkReadyRun: two goroutines pass a token back and forth n times through
-// the runtime semaphore. One op is one handoff (one park + one ready).
-func parkReadyRun(scale float64) (time.Duration, int64, int64) {
-	n := scaled(1000000, scale)
-	var semA, semB uint32
+// semaPingPong: two goroutines pass a token back and forth n times through
+// the runtime semaphores a and b; main waits for both. One op is one handoff
+// (one park + one ready).
+func semaPingPong(n int64, a, b *uint32) (time.Duration, int64, int64) {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	start := time.Now()
 	go func() { // A: pass the token to B, wait for it to come back.
 		defer wg.Done()
 		for i := int64(0); i < n; i++ {
-			runtime_Semrelease(&semB, false, 0)
-			runtime_Semacquire(&semA)
+			runtime_Semrelease(b, false, 0)
+			runtime_Semacquire(a)
 		}
 	}()
 	go func() { // B: wait for the token, pass it back to A.
 		defer wg.Done()
 		for i := int64(0); i < n; i++ {
-			runtime_Semacquire(&semB)
-			runtime_Semrelease(&semA, false, 0)
+			runtime_Semacquire(b)
+			runtime_Semrelease(a, false, 0)
 		}
 	}()
 	wg.Wait()
 	return time.Since(start), 2 * n, 2 * n
+}
+
+// parkReadyRun: semaPingPong on two semaphores of their own.
+func parkReadyRun(scale float64) (time.Duration, int64, int64) {
+	var semA, semB uint32
+	return semaPingPong(scaled(1000000, scale), &semA, &semB)
+}
+
+// semaRoots is the size of the runtime's semaphore table (Go's and goro's):
+// an address's root is (addr>>3) % semaRoots, so semaphores semaRoots*8
+// bytes apart share a root.
+const semaRoots = 251
+
+// collideSlot is a semaphore padded to semaRoots*8 bytes: all the slots of a
+// []collideSlot hash to the same root.
+type collideSlot struct {
+	sem uint32
+	_   [semaRoots*8 - 4]byte
+}
+
+// settleYields lets a waiter that was preempted between announcing itself
+// and parking reach its semaphore before the clock starts.
+const settleYields = 10
+
+// semaCollideRun returns the workload of sema_collide/waiters:<waiters>: that
+// many goroutines park on distinct semaphores of one root, then semaPingPong
+// runs 10,000 times each way on two more semaphores of that root; only the
+// ping-pong is timed. One op is one handoff, whose release must find its
+// waiter among the others. Afterwards every waiter is released and joined,
+// which leaves every semaphore at 0, so the slots (allocated once, so that
+// the timed runs allocate nothing) serve every run.
+func semaCollideRun(waiters int) func(scale float64) (time.Duration, int64, int64) {
+	var slots []collideSlot
+	return func(scale float64) (time.Duration, int64, int64) {
+		if slots == nil {
+			slots = make([]collideSlot, waiters+2)
+		}
+		n := scaled(10000, scale)
+		var parked, exited sync.WaitGroup
+		parked.Add(waiters)
+		exited.Add(waiters)
+		for j := 0; j < waiters; j++ {
+			go func(s *uint32) {
+				parked.Done()
+				runtime_Semacquire(s)
+				exited.Done()
+			}(&slots[j+2].sem)
+		}
+		parked.Wait()
+		for i := 0; i < settleYields; i++ {
+			runtime.Gosched()
+		}
+		d, ops, size := semaPingPong(n, &slots[0].sem, &slots[1].sem)
+		for j := 0; j < waiters; j++ {
+			runtime_Semrelease(&slots[j+2].sem, false, 0)
+		}
+		exited.Wait()
+		return d, ops, size
+	}
 }
 
 const skynetDiv = 10
