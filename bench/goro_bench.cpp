@@ -68,6 +68,7 @@ struct Work {
 Work per_op(double ns, std::int64_t ops) { return {ns, ops, ops}; }
 
 double median(std::vector<double> v) {
+  if (v.empty()) return std::nan("");  // no timed run (the benchmark was skipped)
   std::sort(v.begin(), v.end());
   std::size_t m = v.size() / 2;
   return v.size() % 2 == 1 ? v[m] : (v[m - 1] + v[m]) / 2;
