@@ -29,18 +29,18 @@ using goro::testing::run_checked;
 
 // select3's testBlock: does f block (for 200 ms)? f runs in a goroutine
 // that is abandoned if it blocks, with what it holds: tests/lsan.supp
-// tells LeakSanitizer (select3_*, powser_*).
+// tells LeakSanitizer (select3_*, powser_*). As in Go, a second goroutine
+// sleeps and then says "it blocked".
 bool select3_blocks(std::function<void()> f) {
   Chan<bool> c(2);
   goro::go([c, f = std::move(f)]() mutable {
     f();
     c.try_send(false);
   });
-  std::thread t([c]() mutable {
-    std::this_thread::sleep_for(200ms);
+  goro::go([c]() mutable {
+    goro::sleep_for(200ms);
     c.try_send(true);
   });
-  t.detach();
   return *c.recv();
 }
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <stdexcept>
 #include <thread>
@@ -113,6 +114,52 @@ TEST(Syscall, OnAPlainThreadJustCalls) {
 
 // maxprocs = 1: while a goroutine sits 300 ms in a real blocking read,
 // sysmon hands its P to another M and the other goroutines keep running.
+// errno as the body left it, even when the runtime's own calls ran in
+// between and the goroutine came back on another thread: bodies that last
+// (sysmon hands their P off, so exitsyscall may stop the M and the
+// goroutine resumes elsewhere) interleaved with quick ones, on two Ps.
+// One call per noinline function, as a user writes it: the compiler may
+// not reuse an errno address computed before the call (the documented
+// caveat), and here it has none.
+__attribute__((noinline)) int read_bad_fd_errno(bool blocking, bool slow) {
+  char c;
+  auto body = [&] {
+    if (slow) std::this_thread::sleep_for(300us);
+    return ::read(-1, &c, 1);
+  };
+  long r = blocking ? goro::blocking(body) : goro::syscall(body);
+  int e = errno;
+  return r == -1 ? e : -1;
+}
+
+TEST(Syscall, ErrnoIsTheBodysAfterReturn) {
+  std::atomic<int> wrong{0}, calls{0}, moved{0};
+  run_checked(
+      [&] {
+        goro::WaitGroup wg;
+        for (int g = 0; g < 6; g++) {
+          wg.add(1);
+          goro::go([&, g] {
+            for (int i = 0; i < scaled(300, 10); i++) {
+              std::int64_t m = goro::testing::current_m();
+              int e = read_bad_fd_errno(g % 2 == 1, i % 3 == 0);
+              if (goro::testing::current_m() != m) moved++;
+              if (e != EBADF) wrong++;
+              calls++;
+              // Something else runs on this thread and may set errno.
+              errno = 0;
+              goro::yield();
+            }
+            wg.done();
+          });
+        }
+        wg.wait();
+      },
+      {.maxprocs = 2});
+  EXPECT_EQ(wrong.load(), 0) << "of " << calls.load() << " calls";
+  EXPECT_GT(moved.load(), 0) << "no call came back on another thread: the test did not exercise the move";
+}
+
 TEST(Syscall, LongCallLetsOthersRunOnOneP) {
   std::int64_t progress_during = 0;
   run_checked(

@@ -15,6 +15,27 @@
 #include <type_traits>
 #include <utility>
 
+// The runtime switches stacks, which ASan and TSan must be told about; so goro
+// and the code that uses it must be built with the same sanitizer. The entry
+// point run() calls carries the sanitizer in its mangled name: an
+// instrumented program linking an uninstrumented goro (or the other way
+// round) fails to link with an undefined reference to
+// goro::detail::san_<mode>::runtime_run, instead of crashing at run time.
+#if defined(__SANITIZE_THREAD__)
+#define GORO_DETAIL_SAN_ABI san_thread
+#elif defined(__SANITIZE_ADDRESS__)
+#define GORO_DETAIL_SAN_ABI san_address
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GORO_DETAIL_SAN_ABI san_thread
+#elif __has_feature(address_sanitizer)
+#define GORO_DETAIL_SAN_ABI san_address
+#endif
+#endif
+#ifndef GORO_DETAIL_SAN_ABI
+#define GORO_DETAIL_SAN_ABI san_none
+#endif
+
 namespace goro {
 
 using Clock = std::chrono::steady_clock;
@@ -28,6 +49,11 @@ struct Options {
   // committed by the kernel on first touch). 0: $GORO_STACK_SIZE if set, else
   // 256 KiB. Must be at least detail::kMinStackSize.
   std::size_t stack_size = 0;
+  // Report Go's "all goroutines are asleep - deadlock!" (a fatal error) when
+  // no goroutine can ever run again. Turn it off for a program whose threads
+  // wake goroutines without having used goro before (API.md, Fatal errors);
+  // GORO_DEBUG=checkdead=0 does the same.
+  bool checkdead = true;
 };
 
 namespace detail {
@@ -41,7 +67,9 @@ inline constexpr int kMaxProcs = 1024;
 // The type-erased core behind run() and go(). A goroutine's closure is built
 // in place at the top of its own stack, so starting one costs no allocation.
 using EntryFn = void (*)(void* closure);
+inline namespace GORO_DETAIL_SAN_ABI {
 int runtime_run(EntryFn main_entry, void* main_closure, const Options& opts);
+}
 // newproc in three steps: reserve a G and room for the closure on its stack,
 // let the caller construct the closure there, then make the G runnable (or
 // give it back if construction threw).

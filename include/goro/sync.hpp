@@ -23,11 +23,7 @@ class Mutex {
   Mutex(const Mutex&) = delete;
   Mutex& operator=(const Mutex&) = delete;
 
-  void lock() {
-    std::int32_t unlocked = 0;
-    if (state_.compare_exchange_strong(unlocked, kLocked, std::memory_order_acquire)) return;
-    lock_slow();
-  }
+  void lock();
   bool try_lock();
   // Throws std::logic_error if the mutex is not locked.
   void unlock();

@@ -4,10 +4,13 @@
 // the other way) without passing the buffer; every wakeup of a waiter is
 // decided under the channel's lock and delivered after it is released.
 // Mirrors chan.go (and proc.go's acquireSudog/releaseSudog).
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "hchan.hpp"
@@ -88,11 +91,27 @@ void sudogfreeall() {
 
 namespace {
 
+// A plain thread's stand-in G and the note it sleeps on, in its TLS. A
+// waker touches the note after the sleeper may already be awake, and the
+// sleeper may then exit at once: the TLS destructor waits until no waker
+// is inside wakeup() (waking counts them), so the note outlives every
+// FUTEX_WAKE on it.
 struct ThreadWaiter {
   Note note;
+  std::atomic<std::int32_t> waking{0};
+  std::uint32_t blocked = 0;  // foreign_block's token while asleep (0: not counted)
   G g;
   ThreadWaiter() { g.threadnote = &note; }
+  ~ThreadWaiter() {
+    // Pairs with ready_waiter's release decrement: once it is seen, the
+    // waker is done with the note.
+    while (waking.load(std::memory_order_acquire) != 0) osyield();
+  }
+  static ThreadWaiter* of(G* gp) {
+    return reinterpret_cast<ThreadWaiter*>(reinterpret_cast<char*>(gp) - offsetof(ThreadWaiter, g));
+  }
 };
+static_assert(std::is_standard_layout_v<ThreadWaiter>, "ThreadWaiter::of needs offsetof");
 
 }  // namespace
 
@@ -120,17 +139,30 @@ void park_waiter(G* gp, bool (*unlockf)(G*, void*), void* lock, WaitReason reaso
     gopark(unlockf, lock, reason);
     return;
   }
-  // The note was cleared before gp was made visible to wakers.
-  if (unlockf != nullptr && !unlockf(gp, lock)) return;
+  // The note was cleared before gp was made visible to wakers. The thread
+  // counts as blocked before the lock that hides it from wakers goes.
+  ThreadWaiter* tw = ThreadWaiter::of(gp);
+  tw->blocked = foreign_block();
+  if (unlockf != nullptr && !unlockf(gp, lock)) {
+    foreign_unblock(std::exchange(tw->blocked, 0));
+    return;
+  }
+  // As schedule() checks for goroutines: blocking with a runtime lock held
+  // (user code run under a channel's lock) would block its next user too.
+  if (*mlocksp() != 0) detail::fatal("schedule: holding locks");
   gp->threadnote->sleep();
 }
 
 void ready_waiter(G* gp) {
-  if (gp->threadnote != nullptr) {
-    gp->threadnote->wakeup();
-  } else {
+  if (gp->threadnote == nullptr) {
     goready(gp);
+    return;
   }
+  ThreadWaiter* tw = ThreadWaiter::of(gp);
+  foreign_unblock(std::exchange(tw->blocked, 0));
+  tw->waking.fetch_add(1, std::memory_order_relaxed);  // before the note is set: the sleeper cannot be gone yet
+  tw->note.wakeup();
+  tw->waking.fetch_sub(1, std::memory_order_release);
 }
 
 // ---------------------------------------------------------------------------
@@ -383,8 +415,10 @@ void chanrelease(hchan* c) noexcept {
 
 bool chansend(hchan* c, void* ep, bool block) {
   // A preemption point, as Go's function prologues are: a goroutine that
-  // sends and receives without ever blocking still yields its slice.
+  // sends and receives without ever blocking still yields its slice. A
+  // plain thread counts from now on as one that may wake goroutines.
   preemptcheck();
+  foreign_use();
   if (c == nullptr) {
     if (!block) return false;
     block_forever(WaitReason::chan_send_nil);
@@ -420,6 +454,7 @@ bool chansend(hchan* c, void* ep, bool block) {
 
 RecvResult chanrecv(hchan* c, void* ep, bool block) {
   preemptcheck();
+  foreign_use();
   if (c == nullptr) {
     if (!block) return {false, false};
     block_forever(WaitReason::chan_receive_nil);
@@ -460,6 +495,7 @@ RecvResult chanrecv(hchan* c, void* ep, bool block) {
 
 void closechan(hchan* c) {
   if (c == nullptr) throw std::logic_error("close of nil channel");
+  foreign_use();
   std::vector<G*> wake;
   wake.reserve(8);
   c->lock.lock();

@@ -7,6 +7,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "tls.hpp"
+
 namespace goro::runtime {
 
 // os_linux.cpp: futex(2) wrappers. futexsleep returns when *addr != val, on a
@@ -15,13 +17,21 @@ void futexsleep(std::atomic<std::uint32_t>* addr, std::uint32_t val, std::int64_
 void futexwakeup(std::atomic<std::uint32_t>* addr, std::uint32_t cnt);
 void osyield();
 void procyield(std::uint32_t cycles);
-extern int ncpu;
+// CPUs usable by the process: written by every run's osinit (and maxprocs
+// queries), read by spinning locks on any thread, so an atomic (relaxed: a
+// stale value only tunes spinning).
+extern std::atomic<int> ncpu;
 
 // Go's runtime mutex: 0 unlocked, 1 locked, 2 locked with sleepers. Spins
-// briefly on a multi-core machine before sleeping in the kernel.
+// briefly on a multi-core machine before sleeping in the kernel. The
+// thread's count of held locks (mlocksp) goes up while one is held: a
+// goroutine that reaches a scheduling point then (user code run under a
+// channel's lock, say) is a fatal error instead of a thread blocked for ever
+// on the next lock of it, and preemption waits until it is released.
 class Mutex {
  public:
   void lock() {
+    ++*mlocksp();
     std::uint32_t v = key_.exchange(kLocked, std::memory_order_acquire);
     if (v != kUnlocked) lock_slow(v);
   }
@@ -29,6 +39,7 @@ class Mutex {
     if (key_.exchange(kUnlocked, std::memory_order_release) == kSleeping) {
       futexwakeup(&key_, 1);
     }
+    --*mlocksp();
   }
   bool held() const { return key_.load(std::memory_order_relaxed) != kUnlocked; }
 

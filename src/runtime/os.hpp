@@ -6,6 +6,13 @@
 
 namespace goro::runtime {
 
+// errno of the calling thread, read and written through a function the
+// compiler cannot see into: __errno_location is declared const, so code
+// that switches threads in between (exitsyscall) would otherwise keep using
+// the address computed on the first thread.
+int errno_get();
+void errno_set(int e);
+
 // osinit: CPUs this process may use: the affinity mask, capped by the
 // cgroup CPU quota (rounded up), at least 1.
 int osinit_ncpu();

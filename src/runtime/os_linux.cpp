@@ -20,7 +20,7 @@
 
 namespace goro::runtime {
 
-int ncpu = 1;
+std::atomic<int> ncpu{1};
 
 void futexsleep(std::atomic<std::uint32_t>* addr, std::uint32_t val, std::int64_t ns) {
   struct timespec ts;
@@ -40,6 +40,9 @@ void futexwakeup(std::atomic<std::uint32_t>* addr, std::uint32_t cnt) {
 
 void osyield() { sched_yield(); }
 
+int errno_get() { return errno; }
+void errno_set(int e) { errno = e; }
+
 void procyield(std::uint32_t cycles) {
   for (std::uint32_t i = 0; i < cycles; i++) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -57,7 +60,7 @@ void Mutex::lock_slow(std::uint32_t v) {
   // wait is kLocked or kSleeping: whatever we saw. If we take the lock we
   // must store kSleeping if there might be sleepers.
   std::uint32_t wait = v;
-  int spin = ncpu > 1 ? kActiveSpin : 0;
+  int spin = ncpu.load(std::memory_order_relaxed) > 1 ? kActiveSpin : 0;
   for (;;) {
     for (int i = 0; i < spin; i++) {
       while (key_.load(std::memory_order_relaxed) == kUnlocked) {
@@ -165,7 +168,7 @@ int osinit_ncpu() {
     if (l < n) n = l;
   }
   if (n < 1) n = 1;
-  ncpu = n;
+  ncpu.store(n, std::memory_order_relaxed);
   return n;
 }
 

@@ -33,6 +33,13 @@
 
 extern "C" {
 __thread goro::runtime::G* goro_tls_g __attribute__((tls_model("initial-exec"))) = nullptr;
+__thread int goro_tls_locks __attribute__((tls_model("initial-exec"))) = 0;
+__attribute__((visibility("hidden"))) void (*goro_tsan_switch_hook)(void*, unsigned) =
+#ifdef GORO_TSAN
+    &__tsan_switch_to_fiber;
+#else
+    nullptr;
+#endif
 }
 
 namespace goro::runtime {
@@ -395,7 +402,7 @@ void mPark(M* mp) {
 // (or the runtime exits).
 void stopm() {
   M* mp = getg()->m;
-  if (mp->locks != 0) detail::fatal("stopm holding locks");
+  if (*mlocksp() != 0) detail::fatal("stopm holding locks");
   if (mp->p != nullptr) detail::fatal("stopm holding p");
   if (mp->spinning) detail::fatal("stopm spinning");
   // Before going on the idle list: a startm must not find this M busy.
@@ -411,6 +418,38 @@ void stopm() {
   mp->blocked = true;
   sched.lock.unlock();
   mPark(mp);
+}
+
+void handoffp(P* pp);
+
+// m0retire: m0 runs only the main goroutine (Go's m0 runs any). run()
+// returns on m0's thread once main returns; had m0 taken another goroutine
+// by then, run() would wait for that one: for its system call to end, or
+// for its next scheduling point. So once main has left m0 (parked,
+// yielded, preempted, or back from a system call with no P free), m0 gives
+// its P away and sleeps until the run ends, and main goes on on whichever
+// M picks it up. (Main locked to its thread keeps m0, as in Go.) Counted as
+// a system M, not a running one, for checkdead.
+void m0retire() {
+  M* mp = getg()->m;
+  if (mp->spinning) {
+    mp->spinning = false;
+    if (sched.nmspinning.fetch_sub(1) - 1 < 0) detail::fatal("m0retire: negative nmspinning");
+  }
+  if (mp->p != nullptr) handoffp(releasep());
+  sched.lock.lock();
+  if (sched.exiting.load(std::memory_order_relaxed)) {
+    sched.lock.unlock();
+    return;
+  }
+  sched.m0retired = true;
+  sched.nmsys++;
+  mp->blocked = true;
+  checkdead();
+  sched.lock.unlock();
+  mp->park.sleep();  // main_returned wakes it
+  mp->park.clear();
+  mp->blocked = false;
 }
 
 // resetspinning: the M found work while spinning. It stops spinning and,
@@ -691,6 +730,7 @@ G* findRunnable(bool& inheritTime) {
   M* mp = getg()->m;
 top:
   if (sched.exiting.load(std::memory_order_acquire)) return nullptr;
+  if (mp->is_m0) return nullptr;  // m0 runs main only (m0retire)
   P* pp = mp->p;
   if (sched.gcwaiting.load(std::memory_order_acquire)) {
     gcstopm();
@@ -705,14 +745,17 @@ top:
 
   // Check the global runnable queue once in a while to ensure fairness.
   // Otherwise two goroutines can completely occupy the local runqueue by
-  // constantly respawning each other. Go counts schedtick here, which a G
-  // taken from runnext does not advance (it inherits the time slice), so a
-  // chain of goroutines respawning through runnext keeps Go's global queue
-  // waiting until the tick happens to be a multiple of 61 (over a second,
-  // measured with Go 1.19). goro counts every round instead. A slice that
-  // sysmon found too long (preempt) also looks here first.
+  // constantly respawning each other. The tick is schedtick, as Go's: a G
+  // taken from runnext inherits the time slice and does not advance it, so
+  // a pair handing the P back and forth is one slice, which the global
+  // queue does not cut into (Go's TestPingPongHog: counting every round
+  // instead let a goroutine from the global queue in every 61 handoffs,
+  // and a pair that hands off rarely took almost all the CPU). A slice
+  // that sysmon found too long and that nobody honoured (a goroutine that
+  // respawns itself, with no preemption point, then exits: Go would
+  // preempt it asynchronously) also looks here first.
   bool preempted = pp->preempt.load(std::memory_order_relaxed);
-  if ((++pp->fairtick % 61 == 0 || preempted) && sched.runqsize.load(std::memory_order_relaxed) > 0) {
+  if ((pp->schedtick.get() % 61 == 0 || preempted) && sched.runqsize.load(std::memory_order_relaxed) > 0) {
     sched.lock.lock();
     G* gp = globrunqget(pp, 1);
     sched.lock.unlock();
@@ -857,7 +900,7 @@ void startlockedm(G* gp);
 
 Gobuf* schedule() {
   M* mp = getg()->m;
-  if (mp->locks != 0) detail::fatal("schedule: holding locks");
+  if (*mlocksp() != 0) detail::fatal("schedule: holding locks");
   if (mp->lockedg != nullptr) {
     // This M runs only its locked G: wait until it is runnable.
     stoplockedm();
@@ -870,7 +913,10 @@ Gobuf* schedule() {
     }
     bool inheritTime = false;
     G* gp = findRunnable(inheritTime);
-    if (gp == nullptr) return mexit();
+    if (gp == nullptr) {
+      if (mp->is_m0) m0retire();
+      return mexit();
+    }
     // This M is about to run a goroutine; if it was spinning, another M may
     // have to spin in its place.
     if (mp->spinning) resetspinning();
@@ -965,6 +1011,8 @@ Gobuf* goexit0(G* gp) {
   return schedule();
 }
 
+void preemptall();
+
 // main returned: every M leaves at its next trip through the scheduler. The
 // idle ones are woken here; stopm checks exiting under the lock, so none
 // can go to sleep after the drain.
@@ -982,6 +1030,13 @@ void main_returned() {
       mp->park.wakeup();
     }
   }
+  if (sched.m0retired) {
+    sched.m0retired = false;
+    m0->park.wakeup();
+  }
+  // Goroutines running now leave at their next scheduling point (teardown
+  // asks again until every M is out).
+  preemptall();
   pollBreak();
   sysmonwake_locked();
 }
@@ -1102,8 +1157,25 @@ Gobuf* exitsyscall0(G* gp) {
     if (sched.exiting.load(std::memory_order_acquire)) return mexit();
     return execute(gp, false);
   }
-  stopm();
+  if (!mp->is_m0) stopm();  // m0 retires in schedule instead
   return schedule();
+}
+
+// exitsyscall_leave_m: on g0, back from a system call after the run ended:
+// the goroutine never runs again, and the M leaves (to mstart_thread, which
+// returns). An abandoned M (teardown did not wait for it, see M::insyscall)
+// first frees the goroutine it kept, whose stack teardown left mapped.
+Gobuf* exitsyscall_leave_m(G* gp) {
+  M* mp = getg()->m;
+  dropg();
+  if (mp->insyscall.load(std::memory_order_acquire) == M::kAbandoned) {
+    san::unpoison(gp->stack.lo, gp->stack.hi - gp->stack.lo);
+    stackunmap(gp->stack);
+    if (san::kTsan) san::tsan_destroy_fiber(gp->sched.fiber);
+    delete gp;  // (its sleep timer, if any, teardown freed)
+  }
+  san::handle_no_return();
+  return &mp->exitbuf;
 }
 
 // ---------------------------------------------------------------------------
@@ -1238,7 +1310,7 @@ void pdestroy(P* pp, P* to, std::vector<Timer*>& dropped) {
 // procresize: change the number of Ps to nprocs, with the world stopped
 // and sched.lock held. Returns the Ps with local work (linked by link),
 // which need an M; the others go idle. The current M keeps its P if it
-// survives, else takes allp[0].
+// survives, else takes allp[0]; a plain thread (no M) takes none.
 P* procresize(std::int32_t nprocs, std::vector<Timer*>& dropped) {
   std::int32_t old = gomaxprocs.load(std::memory_order_relaxed);
   if (nprocs < 1 || nprocs > detail::kMaxProcs) detail::fatal("procresize: invalid arg");
@@ -1252,9 +1324,12 @@ P* procresize(std::int32_t nprocs, std::vector<Timer*>& dropped) {
     }
     pp->status.store(_Pgcstop, std::memory_order_relaxed);
   }
-  M* mp = getg()->m;
-  P* cur = mp->p;
-  if (cur != nullptr && cur->id < nprocs) {
+  G* gp = getg();
+  M* mp = gp != nullptr ? gp->m : nullptr;
+  P* cur = mp != nullptr ? mp->p : nullptr;
+  if (mp == nullptr) {
+    // A plain thread: every P is someone else's to run.
+  } else if (cur != nullptr && cur->id < nprocs) {
     // Continue to use the current P.
     cur->status.store(_Prunning, std::memory_order_relaxed);
   } else {
@@ -1269,9 +1344,11 @@ P* procresize(std::int32_t nprocs, std::vector<Timer*>& dropped) {
     acquirep(p0);
     cur = p0;
   }
-  // Shrink: the Ps beyond nprocs give everything to the current P or the
-  // global queue.
-  for (std::int32_t i = nprocs; i < old; i++) pdestroy(allp[static_cast<std::size_t>(i)], cur, dropped);
+  // Shrink: the Ps beyond nprocs give everything to the current P (or the
+  // first) and the global queue.
+  for (std::int32_t i = nprocs; i < old; i++) {
+    pdestroy(allp[static_cast<std::size_t>(i)], cur != nullptr ? cur : allp[0], dropped);
+  }
   allp.set_size(static_cast<std::size_t>(nprocs));
   gomaxprocs.store(nprocs, std::memory_order_seq_cst);
   stealOrder.reset(static_cast<std::uint32_t>(nprocs));
@@ -1458,10 +1535,12 @@ void newsysmon() {
   sched.sysmonstarted = true;
 }
 
-// GORO_DEBUG=schedtrace=MS,scheddetail=1 (Go's GODEBUG names).
+// GORO_DEBUG=schedtrace=MS,scheddetail=1 (Go's GODEBUG names), and
+// checkdead=0, which turns the deadlock report off.
 struct DebugVars {
   std::int32_t schedtrace = 0;
   bool scheddetail = false;
+  bool checkdead = true;
 };
 
 // Parsed before run() claims the runtime (bad values throw), applied after.
@@ -1489,16 +1568,13 @@ DebugVars parsedebugvars() {
       }
       if (key == "schedtrace") d.schedtrace = static_cast<std::int32_t>(n);
       if (key == "scheddetail") d.scheddetail = n != 0;
+      if (key == "checkdead") d.checkdead = n != 0;
     }
     i = j + 1;
   }
   // scheddetail alone prints nothing, as in Go: it details schedtrace.
   return d;
 }
-
-// Threads of the process that belong to a sanitizer's runtime (measured
-// once per process; -1: not yet).
-std::int32_t hiddenthreads = -1;
 
 std::int32_t mcount() { return static_cast<std::int32_t>(sched.mnext) - sched.nmfreed; }
 
@@ -1546,8 +1622,9 @@ __attribute__((no_sanitize("thread"))) void schedtrace(bool detailed) {
                     "  M%lld: p=%d curg=%lld mallocing=0 throwing=0 preemptoff= locks=%d dying=0 spinning=%s "
                     "blocked=%s lockedg=%lld\n",
                     static_cast<long long>(mp->id), pp != nullptr ? pp->id : -1,
-                    gp != nullptr ? static_cast<long long>(gp->goid) : -1LL, mp->locks, mp->spinning ? "true" : "false",
-                    mp->blocked ? "true" : "false", lg != nullptr ? static_cast<long long>(lg->goid) : -1LL);
+                    gp != nullptr ? static_cast<long long>(gp->goid) : -1LL, mp->locks != nullptr ? *mp->locks : 0,
+                    mp->spinning ? "true" : "false", mp->blocked ? "true" : "false",
+                    lg != nullptr ? static_cast<long long>(lg->goid) : -1LL);
       out += buf;
     }
     MutexGuard la(allglock);
@@ -1567,32 +1644,6 @@ __attribute__((no_sanitize("thread"))) void schedtrace(bool detailed) {
 // ---------------------------------------------------------------------------
 // Deadlock detection
 
-// The process's thread count (-1: cannot tell), from /proc/self/stat.
-long procthreads() {
-  int fd = ::open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  char buf[1024];
-  ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
-  if (n <= 0) return -1;
-  buf[n] = '\0';
-  // Field 20 (num_threads), counted after the ")" that ends field 2.
-  const char* p = std::strrchr(buf, ')');
-  if (p == nullptr) return -1;
-  int field = 2;
-  for (; *p != '\0' && field < 20; p++) {
-    if (*p == ' ') field++;
-  }
-  return std::strtol(p, nullptr, 10);
-}
-
-// Threads of the process that are not Ms of this run (nor a sanitizer's):
-// plain threads that may yet use the runtime.
-bool unknownThreadsAlive() {
-  long threads = procthreads();
-  return threads < 0 || threads > mcount() + sched.basethreads;
-}
-
 // A deadlock put off for plain threads: sysmon looks again every 100 ms
 // (it may be asleep for good already: wake it). sched.lock held.
 void deferdeadlock() {
@@ -1604,7 +1655,7 @@ void deferdeadlock() {
 // is running, no goroutine can ever run again: a deadlock (Go's checkdead),
 // unless a timer is pending or a plain thread may still wake somebody.
 void checkdead() {
-  if (sched.exiting.load(std::memory_order_relaxed)) return;
+  if (sched.exiting.load(std::memory_order_relaxed) || !sched.checkdeadOn) return;
   std::int32_t run = mcount() - sched.nmidle - sched.nmidlelocked - sched.nmsys;
   if (run > 0) return;
   if (run < 0) {
@@ -1617,10 +1668,13 @@ void checkdead() {
     printerr("\n");
     detail::fatal("checkdead: inconsistent counts");
   }
-  // A plain thread that used the runtime may be about to wake a goroutine
-  // (its goready may even be half done).
-  if (sched.nforeign.load(std::memory_order_seq_cst) > 0 || foreign_calls.load(std::memory_order_seq_cst) != 0 ||
-      foreign_wakers.load(std::memory_order_seq_cst) != 0) {
+  // A plain thread that used the runtime in this run and is not blocked in
+  // it may be about to wake a goroutine; one inside a runtime call may even
+  // be half-way through a goready. Threads that never used the runtime do
+  // not count (a logger, a test framework's helper): as in Go, the deadlock
+  // is reported with them alive.
+  if (sched.nforeign.value() - sched.nforeignblocked.value() > 0 ||
+      foreign_calls.load(std::memory_order_seq_cst) != 0 || foreign_wakers.load(std::memory_order_seq_cst) != 0) {
     deferdeadlock();
     return;
   }
@@ -1650,10 +1704,6 @@ void checkdead() {
   for (P* pp : allp) {
     if (pp->timers.len.load(std::memory_order_relaxed) > 0) return;
   }
-  if (unknownThreadsAlive()) {
-    deferdeadlock();
-    return;
-  }
   sched.lock.unlock();
   detail::fatal("all goroutines are asleep - deadlock!");
 }
@@ -1679,6 +1729,7 @@ void minit(M* mp) {
   G* g0 = mp->g0;
   setg(g0);
   mp->eh = ehglobals_of_thread();
+  mp->locks = mlocksp();
   thread_stack_bounds(g0);
   g0->sched.fiber = san::tsan_current_fiber();
   mp->exitbuf.fiber = g0->sched.fiber;
@@ -1694,10 +1745,13 @@ void mstart1(void* arg) {
   // returns here, and mexit leaves through exitbuf.
   g0->sched.sp = (mp->exitbuf.sp - 256) & ~std::uintptr_t{15};
   if (mp->mstartfn != nullptr) mp->mstartfn();
-  if (!mp->is_m0) {
-    acquirep(mp->nextp);
-    mp->nextp = nullptr;
+  if (mp->is_m0) {
+    // main starts on the calling thread, straight away: it is in no run
+    // queue, where another M could steal it first.
+    goro_gogo(execute(maingp, false));
   }
+  acquirep(mp->nextp);
+  mp->nextp = nullptr;
   goro_gogo(schedule());
 }
 
@@ -1705,10 +1759,15 @@ void* mstart_thread(void* arg) {
   M* mp = static_cast<M*>(arg);
   minit(mp);
   goro_gosave(&mp->exitbuf, &mstart1, mp);
-  // The runtime is exiting.
+  // The runtime is exiting. teardown frees the M once it joined the
+  // thread; an abandoned one (M::insyscall) is the thread's to free.
   signal_altstack_remove(mp->altstack);
   mp->altstack = nullptr;
   setg(nullptr);
+  if (mp->insyscall.load(std::memory_order_acquire) == M::kAbandoned) {
+    delete mp->g0;
+    delete mp;
+  }
   return nullptr;
 }
 
@@ -1807,8 +1866,13 @@ void schedinit(int procs, std::int32_t maxthreads) {
   sched.stopwait = 0;
   sched.worldsema.store(1);
   sched.deadlockDeferred.store(false);
-  sched.nforeign.store(0);
-  sched.rungen.fetch_add(1);
+  std::uint32_t gen = sched.rungen.load() + 1;
+  if (gen == 0) gen = 1;  // 0 is "no run" to the counters' users
+  sched.rungen.store(gen);
+  sched.nforeign.reset(gen);
+  sched.nforeignblocked.reset(gen);
+  sched.m0retired = false;
+  sched.stopnote.clear();
   allglen.store(0);
   mainStarted.store(false);
   allm = nullptr;
@@ -1826,7 +1890,42 @@ void schedinit(int procs, std::int32_t maxthreads) {
   for (int i = procs - 1; i >= 1; i--) pidleput(allp[static_cast<std::size_t>(i)]);
 }
 
-// Frees everything of a finished run. Every other M has exited.
+// mleaveall: wait until every M but m0 has left. Each leaves at its next
+// trip through the scheduler: main_returned asked the running goroutines to
+// yield, and the request is repeated here every 100 us (a new time slice
+// can clear it). An M in a system call is not waited for: its thread is
+// abandoned (M::insyscall) and leaves by itself once the call returns.
+// Returns the Ms that left (m0 too), to free, and the abandoned goroutines.
+void mleaveall(M* ms, std::vector<M*>& left, std::vector<G*>& abandoned) {
+  for (M* mp = ms; mp != nullptr;) {
+    M* next = mp->alllink;  // an abandoned M is its thread's from kAbandoned on
+    if (mp == m0) {
+      left.push_back(mp);
+      mp = next;
+      continue;
+    }
+    while (!mp->thread_created.load(std::memory_order_acquire)) osyield();
+    for (;;) {
+      if (pthread_tryjoin_np(mp->thread, nullptr) == 0) {
+        left.push_back(mp);
+        break;
+      }
+      std::uint32_t in = M::kInSyscall;
+      if (mp->insyscall.compare_exchange_strong(in, M::kAbandoning, std::memory_order_acq_rel)) {
+        abandoned.push_back(mp->curg);
+        pthread_detach(mp->thread);
+        mp->insyscall.store(M::kAbandoned, std::memory_order_release);
+        break;
+      }
+      preemptall();
+      struct timespec ts = {0, 100 * 1000};
+      nanosleep(&ts, nullptr);
+    }
+    mp = next;
+  }
+}
+
+// Frees everything of a finished run, once every other M has left.
 void teardown() {
   while (foreign_calls.load(std::memory_order_seq_cst) != 0) osyield();
   M* ms;
@@ -1834,25 +1933,12 @@ void teardown() {
     MutexGuard l(sched.lock);  // no M can be added now: exiting is set
     ms = allm;
   }
-  // Join every thread before freeing any M: a thread that woke another
-  // may still be inside futexwakeup on that M's note.
-  for (M* mp = ms; mp != nullptr; mp = mp->alllink) {
-    if (mp == m0) continue;
-    while (!mp->thread_created.load(std::memory_order_acquire)) osyield();
-    pthread_join(mp->thread, nullptr);
-  }
+  std::vector<M*> left;
+  std::vector<G*> abandoned;
+  mleaveall(ms, left, abandoned);
   if (sched.sysmonstarted) pthread_join(sched.sysmonthread, nullptr);
   sched.sysmonstarted = false;
-  // Timers go before the Gs whose sleep timers their heaps may hold.
-  for (std::size_t i = 0; i < allp.created(); i++) timersDestroy(allp.slot(i)->timers);
-  for (M* mp = ms; mp != nullptr;) {
-    M* next = mp->alllink;
-    delete mp->g0;
-    delete mp;
-    mp = next;
-  }
-  allm = nullptr;
-  m0 = nullptr;
+  std::vector<Stack> keep;
   {
     MutexGuard l(allglock);
     // Goroutines abandoned while blocked leave the queues they are on:
@@ -1862,9 +1948,19 @@ void teardown() {
       if (gp->waiting != nullptr) detach_abandoned(gp);
     }
     // A plain thread may still be waking a goroutine it dequeued before
-    // the detach: let it finish with the G and its sudog.
+    // the detach, or an M (startm): let it finish with the G, its sudog and
+    // the M's note before any of them is freed.
     while (foreign_wakers.load(std::memory_order_seq_cst) != 0) osyield();
     sudogfreeall();
+    // Timers go before the Gs whose sleep timers their heaps may hold.
+    for (std::size_t i = 0; i < allp.created(); i++) timersDestroy(allp.slot(i)->timers);
+    // A goroutine left in a system call is its thread's to free (but its
+    // sleep timer, which the heaps just let go of); its stack stays mapped.
+    for (G* gp : abandoned) {
+      delete gp->timer;
+      keep.push_back(gp->stack);
+      allgs.erase(std::find(allgs.begin(), allgs.end(), gp));
+    }
     for (G* gp : allgs) {
       san::unpoison(gp->stack.lo, gp->stack.hi - gp->stack.lo);
       if (san::kTsan) san::tsan_destroy_fiber(gp->sched.fiber);
@@ -1874,11 +1970,17 @@ void teardown() {
     allgs.clear();
     allgs.shrink_to_fit();
   }
+  for (M* mp : left) {
+    delete mp->g0;
+    delete mp;
+  }
+  allm = nullptr;
+  m0 = nullptr;
   for (std::size_t i = 0; i < allp.created(); i++) delete allp.slot(i);
   allp.clear();
   gomaxprocs.store(0);
   maingp = nullptr;
-  stackfreeall();
+  stackfreeall(keep);
 }
 
 }  // namespace
@@ -1930,31 +2032,34 @@ void wakeNetPoller(std::int64_t when) {
 
 void foreign_register() {
   struct Registration {
-    std::uint64_t gen = 0;
-    ~Registration() {
-      if (gen != 0 && gen == sched.rungen.load(std::memory_order_seq_cst)) {
-        sched.nforeign.fetch_sub(1, std::memory_order_seq_cst);
-      }
-    }
+    std::uint32_t gen = 0;
+    ~Registration() { sched.nforeign.add(gen, -1); }  // a no-op once its run is over
   };
   static thread_local Registration reg;
-  std::uint64_t gen = sched.rungen.load(std::memory_order_acquire);
-  if (reg.gen != gen) {
-    reg.gen = gen;
-    sched.nforeign.fetch_add(1, std::memory_order_seq_cst);
-  }
+  std::uint32_t gen = sched.nforeign.gen();
+  if (reg.gen != gen && sched.nforeign.add(gen, 1)) reg.gen = gen;
+}
+
+std::uint32_t foreign_block() {
+  std::uint32_t gen = sched.nforeignblocked.gen();
+  return sched.nforeignblocked.add(gen, 1) ? gen : 0;
+}
+
+void foreign_unblock(std::uint32_t token) {
+  if (token != 0) sched.nforeignblocked.add(token, -1);
 }
 
 void stopTheWorld() {
   G* gp = getg();
-  M* mp = gp->m;
   sched.lock.lock();
   sched.stopwait = gomaxprocs.load(std::memory_order_relaxed);
   sched.gcwaiting.store(true, std::memory_order_seq_cst);
   preemptall();
-  // Stop current P.
-  mp->p->status.store(_Pgcstop, std::memory_order_relaxed);
-  sched.stopwait--;
+  // Stop current P (a plain thread has none).
+  if (gp != nullptr) {
+    gp->m->p->status.store(_Pgcstop, std::memory_order_relaxed);
+    sched.stopwait--;
+  }
   // Try to retake all P's in Psyscall status.
   for (P* pp : allp) {
     std::uint32_t s = _Psyscall;
@@ -2044,7 +2149,9 @@ using namespace runtime;
 
 namespace detail {
 
-int runtime_run(EntryFn main_entry, void* main_closure, const Options& opts) {
+// Defined in the inline namespace that names this build's sanitizer (see
+// goro/runtime.hpp): a program built with another one does not link.
+int GORO_DETAIL_SAN_ABI::runtime_run(EntryFn main_entry, void* main_closure, const Options& opts) {
   osinit_ncpu();
   int procs = resolve_procs(opts);
   std::size_t stack = resolve_stack(opts);
@@ -2057,6 +2164,7 @@ int runtime_run(EntryFn main_entry, void* main_closure, const Options& opts) {
   }
   debug_schedtrace = debugvars.schedtrace;
   debug_scheddetail = debugvars.scheddetail;
+  sched.checkdeadOn = debugvars.checkdead && opts.checkdead;
   stackinit(stack);
   schedinit(procs, maxthreads);
   signal_handlers_install();
@@ -2084,23 +2192,13 @@ int runtime_run(EntryFn main_entry, void* main_closure, const Options& opts) {
   maingp->goid = newgoid(allp[0]);
   casgstatus(maingp, _Gdead, _Grunnable);
   allp[0]->counters.created.inc();
-  runqput(allp[0], maingp, true);
 
   // Open for business: until now exiting (true between runs) kept go()
   // from plain threads out of the half-built scheduler.
   sched.lock.lock();
   sched.exiting.store(false, std::memory_order_seq_cst);
   sched.lock.unlock();
-  long threads_before = san::kTsan ? procthreads() : 0;
   newsysmon();
-  // TSan starts a background thread of its own at the first thread the
-  // process creates: checkdead must not take it for a plain thread that
-  // may wake a goroutine. (Every other thread may: even one that existed
-  // before run() and has not touched the runtime yet.)
-  if (san::kTsan && hiddenthreads < 0) {
-    hiddenthreads = static_cast<std::int32_t>(std::max(0L, procthreads() - threads_before - 1));
-  }
-  sched.basethreads = std::max(0, hiddenthreads);
 
   goro_gosave(&m0->exitbuf, &mstart1, m0);
 
@@ -2191,6 +2289,9 @@ bool entersyscall(bool block) noexcept {
   M* mp = gp->m;
   P* pp = mp->p;
   casgstatus(gp, _Grunning, _Gsyscall);
+  // Release: teardown, which may abandon this thread (M::insyscall), reads
+  // the M's curg after it sees the flag.
+  mp->insyscall.store(M::kInSyscall, std::memory_order_release);
   if (block) {
     // entersyscallblock: the call is known to block: hand the P off now.
     mp->oldp = nullptr;
@@ -2216,19 +2317,36 @@ bool entersyscall(bool block) noexcept {
   return true;
 }
 
+// The body's errno is read on the thread the body ran on, and put back on
+// whichever thread resumes the goroutine: the runtime's own calls (futexes,
+// locks) may overwrite it, and the goroutine may come back on another
+// thread, whose errno is another.
 void exitsyscall() noexcept {
+  int err = errno_get();
   G* gp = getg();
   M* mp = gp->m;
+  // The run ended while the body ran: teardown either abandoned this thread
+  // (it did not wait for the call) or waits for it to leave. Either way no
+  // goroutine code runs here again. (An abandoned thread touches nothing
+  // but its own M, G and stack from here on: another run may be going.)
+  std::uint32_t in = M::kInSyscall;
+  bool abandoned = !mp->insyscall.compare_exchange_strong(in, M::kNotInSyscall, std::memory_order_acq_rel);
+  if (abandoned) {
+    // teardown is taking what it needs from the M and the G: wait for it.
+    while (mp->insyscall.load(std::memory_order_acquire) != M::kAbandoned) osyield();
+  }
+  if (abandoned || sched.exiting.load(std::memory_order_acquire)) mcall(&exitsyscall_leave_m, abandoned);
   P* oldp = mp->oldp;
   mp->oldp = nullptr;
   if (exitsyscallfast(oldp)) {
     P* pp = mp->p;
     pp->syscalltick.inc();
     casgstatus(gp, _Gsyscall, _Grunning);
-    return;
+  } else {
+    // No P: queue the goroutine and stop this M until it runs again.
+    mcall(&exitsyscall0);
   }
-  // No P: queue the goroutine and stop this M until it runs again.
-  mcall(&exitsyscall0);
+  errno_set(err);
 }
 
 }  // namespace detail
@@ -2237,6 +2355,7 @@ void yield() {
   G* gp = getg();
   // A plain thread, or a syscall body (which owns its thread, not a P).
   if (gp == nullptr || readgstatus(gp) == _Gsyscall) {
+    foreign_use();
     sched_yield();
     return;
   }
@@ -2276,15 +2395,17 @@ int maxprocs(int n) {
     throw std::invalid_argument("goro::maxprocs: n = " + std::to_string(n) + " exceeds the limit of " +
                                 std::to_string(detail::kMaxProcs));
   }
-  int cur = runtime_active.load() && getg() != nullptr ? gomaxprocs.load() : 0;
-  if (cur == 0) {
-    // Outside a runtime: what run() would choose.
-    cur = resolve_procs(Options{});
-    if (n > 0) {
-      throw std::logic_error("goro::maxprocs: no goro runtime is running on this thread; set Options::maxprocs");
-    }
-    return cur;
+  // From a plain thread too: the running runtime's value, which the
+  // thread may change; the run cannot end under it meanwhile (ForeignCall).
+  G* gp = getg();
+  ForeignCall fc;
+  if (!fc.ok()) {
+    // No runtime: what run() would choose.
+    int procs = resolve_procs(Options{});
+    if (n > 0) throw std::logic_error("goro::maxprocs: no goro runtime is running; set Options::maxprocs");
+    return procs;
   }
+  int cur = gomaxprocs.load();
   if (n <= 0 || n == cur) return cur;
   // Stop the world, resize, start it again. worldsema parks a second
   // caller (a futex would hold its P, which the first one waits for).
@@ -2293,9 +2414,9 @@ int maxprocs(int n) {
   stopTheWorld();
   if (sched.exiting.load(std::memory_order_acquire)) {
     // main returned meanwhile: the world is not restarted, the run ends,
-    // and this goroutine leaves its M at this scheduling point.
+    // and a goroutine leaves its M at this scheduling point.
     semrelease(&sched.worldsema, false);
-    mcall(&gosched_m);
+    if (gp != nullptr) mcall(&gosched_m);
     return cur;
   }
   startTheWorld(n);

@@ -132,13 +132,15 @@ extern RandomOrder stealOrder;
 // checkpoint(): if sysmon asked the running goroutine's P to end its time
 // slice (P::preempt), yield it now (gopreempt). Inline, for the runtime's
 // own preemption points on hot paths (channel operations, select, system
-// calls); g0, plain threads and syscall bodies (no P) pass.
+// calls); g0, plain threads and syscall bodies (no P) pass, and so does a
+// goroutine holding a runtime lock (user code run under a channel's lock):
+// the request stays pending until it is released, as in Go.
 void gopreempt();
 inline void preemptcheck() {
   G* gp = getg();
   if (gp == nullptr || gp == gp->m->g0) return;
   P* pp = gp->m->p;
-  if (pp != nullptr && pp->preempt.load(std::memory_order_relaxed)) gopreempt();
+  if (pp != nullptr && pp->preempt.load(std::memory_order_relaxed) && *mlocksp() == 0) gopreempt();
 }
 
 // A goroutine inside goro::syscall tried to park: a fatal error.
@@ -153,9 +155,21 @@ std::int64_t nanotime();
 // 10 ms old while any P runs (sysmon's longest sleep then).
 std::int64_t coarsetime();
 
-// A plain thread (not an M) used the runtime: while it lives it may still
-// wake goroutines, so checkdead does not call their waiting a deadlock.
+// A plain thread (not an M) used the runtime in this run: while it lives,
+// and is not blocked in the runtime, it may still wake goroutines, so
+// checkdead does not call their waiting a deadlock. (A thread that never
+// used the runtime does not count: API.md, Fatal errors.)
 void foreign_register();
+inline void foreign_use() {
+  if (getg() == nullptr) foreign_register();
+}
+// The calling plain thread is about to block in the runtime (a channel, a
+// semaphore): it no longer counts as one that may wake a goroutine.
+// Returns a token for foreign_unblock, which whoever wakes it calls before
+// the wakeup (so checkdead never sees it blocked once it may run), or the
+// thread itself when it did not block after all.
+std::uint32_t foreign_block();
+void foreign_unblock(std::uint32_t token);
 
 // Stop every P at its next scheduling point, and start them again (Go's
 // stopTheWorldWithSema/startTheWorldWithSema); procs > 0 resizes to procs

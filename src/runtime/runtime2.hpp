@@ -119,11 +119,24 @@ struct M {
   std::uint32_t lockedExt = 0;  // lock_os_thread nesting depth
   bool blocked = false;         // sleeping on park (schedtrace)
   bool exited = false;          // its thread left for good (a locked G's exit)
-  bool lockedidle = false;      // asleep in stoplockedm or wedged (under sched.lock)
-  int locks = 0;                // runtime locks held: no preemption while > 0
-  Note park;                    // stopm sleeps here
-  M* schedlink = nullptr;       // idle list link
-  M* alllink = nullptr;         // allm
+  // Whether the M's goroutine is in a system call, for the run's end:
+  //
+  //   kNotInSyscall ──entersyscall──▶ kInSyscall ──exitsyscall (CAS)──▶ kNotInSyscall
+  //                                      │
+  //                          teardown (CAS)▼
+  //                                 kAbandoning ──teardown──▶ kAbandoned
+  //
+  // teardown does not wait for a call that may last: it takes the M's
+  // goroutine off its books (kAbandoning), then lets go (kAbandoned). The
+  // thread, back from the call, finds its CAS failed, waits for kAbandoned,
+  // and leaves without running goroutine code, freeing what is its own.
+  static constexpr std::uint32_t kNotInSyscall = 0, kInSyscall = 1, kAbandoning = 2, kAbandoned = 3;
+  std::atomic<std::uint32_t> insyscall{kNotInSyscall};
+  bool lockedidle = false;     // asleep in stoplockedm or wedged (under sched.lock)
+  const int* locks = nullptr;  // the thread's lock count (goro_tls_locks), for schedtrace
+  Note park;                   // stopm sleeps here
+  M* schedlink = nullptr;      // idle list link
+  M* alllink = nullptr;        // allm
   void (*mstartfn)() = nullptr;
   McallFn mcallfn = nullptr;
   // gopark's unlock callback and its argument, run by park_m on g0.
@@ -146,6 +159,28 @@ struct OwnerCounter {
   T get() const { return v.load(std::memory_order_relaxed); }
 };
 
+// A count that belongs to one run: the run's number in the high half, the
+// count in the low half. Plain threads outlive runs; one that counts itself
+// out after its run ended (it exits, or is woken, later) must not change the
+// next run's count, and the check and the change are one CAS.
+struct RunCounter {
+  std::atomic<std::uint64_t> w{0};
+  void reset(std::uint32_t gen) { w.store(std::uint64_t{gen} << 32, std::memory_order_seq_cst); }
+  std::uint32_t gen() const { return static_cast<std::uint32_t>(w.load(std::memory_order_seq_cst) >> 32); }
+  // Adds d if the count is run gen's; returns whether it did.
+  bool add(std::uint32_t gen, std::int32_t d) {
+    std::uint64_t v = w.load(std::memory_order_relaxed);
+    while ((v >> 32) == gen) {
+      auto low = static_cast<std::uint32_t>(v) + static_cast<std::uint32_t>(d);
+      if (w.compare_exchange_weak(v, (v & ~std::uint64_t{0xffffffff}) | low, std::memory_order_seq_cst)) return true;
+    }
+    return false;
+  }
+  std::int32_t value() const {
+    return static_cast<std::int32_t>(static_cast<std::uint32_t>(w.load(std::memory_order_seq_cst)));
+  }
+};
+
 // Per-P counters for debug::stats.
 struct PCounters {
   template <class T>
@@ -163,7 +198,6 @@ struct P {
   // call; written by the owner, read by sysmon.
   OwnerCounter<std::uint32_t> schedtick;
   OwnerCounter<std::uint32_t> syscalltick;
-  std::uint32_t fairtick = 0;  // incremented on every findRunnable round
   // Set by sysmon when the current time slice has lasted 10 ms; honoured
   // by checkpoint() and yield; cleared when a new slice starts.
   std::atomic<bool> preempt{false};
@@ -204,7 +238,6 @@ struct Sched {
   std::int32_t nmidle = 0;
   std::int64_t mnext = 0;  // number of Ms created; next M id
   std::int32_t maxmcount = 10000;
-  std::int32_t nmexited = 0;      // Ms that left at shutdown
   std::int32_t nmfreed = 0;       // Ms whose thread exited during the run (locked G exit)
   std::int32_t nmidlelocked = 0;  // locked Ms waiting for their G
   std::int32_t nmsys = 0;         // system Ms not counted for deadlock (sysmon)
@@ -230,7 +263,7 @@ struct Sched {
   // Set when main returns (every M leaves) and between runs (go() from a
   // plain thread is refused); cleared once a run's bootstrap is complete.
   std::atomic<bool> exiting{true};
-  Note m0exit;  // m0 sleeps here until the others left
+  bool m0retired = false;  // m0 sleeps until the run ends (m0retire)
 
   // The M that sleeps, without a P, until the earliest timer (Go's M
   // blocked in netpoll): polling is set while there is one, pollUntil is
@@ -260,9 +293,10 @@ struct Sched {
   // checkdead found every goroutine blocked while plain threads that might
   // wake them are alive: sysmon looks again every 100 ms.
   std::atomic<bool> deadlockDeferred{false};
-  std::atomic<std::int32_t> nforeign{0};  // plain threads registered in this run
-  std::atomic<std::uint64_t> rungen{0};   // which run they registered in
-  std::int32_t basethreads = 0;           // threads that are neither Ms nor plain threads (sanitizers')
+  bool checkdeadOn = true;               // GORO_DEBUG=checkdead=0 / Options::checkdead
+  std::atomic<std::uint32_t> rungen{0};  // this run's number (never 0 during a run)
+  RunCounter nforeign;                   // plain threads that used the runtime in this run, alive
+  RunCounter nforeignblocked;            // of which blocked in it (a channel, a lock...)
 };
 
 }  // namespace goro::runtime

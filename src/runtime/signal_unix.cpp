@@ -5,6 +5,7 @@
 // sighandler's stack-overflow check) and os_linux.go (minitSignalStack).
 #include <signal.h>
 #include <sys/mman.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -22,7 +23,51 @@ constexpr std::size_t kAltStackSize = std::size_t{64} * 1024;
 struct sigaction old_segv, old_bus;
 bool installed = false;
 
+// The interrupted pc (Go's sigctxt.sigpc).
+std::uintptr_t sigctxt_pc(void* uctx) {
+  const auto* uc = static_cast<const ucontext_t*>(uctx);
+#if defined(__x86_64__)
+  return static_cast<std::uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]);
+#elif defined(__aarch64__)
+  return static_cast<std::uintptr_t>(uc->uc_mcontext.pc);
+#else
+#error "sigctxt_pc: unsupported architecture"
+#endif
+}
+
+// The last signal this thread forwarded (initial-exec TLS: safe to touch
+// in a signal handler).
+struct Forwarded {
+  int sig;
+  std::uintptr_t pc, addr;
+};
+__thread Forwarded last_forwarded __attribute__((tls_model("initial-exec"))) = {0, 0, 0};
+
+// The signal's default action: for a fault, returning runs the faulting
+// instruction again, which now kills; a signal that was sent (a kill or a
+// re-raise) is raised again, to be delivered once this handler returns.
+void die_by_default(int sig, const siginfo_t* info) {
+  signal(sig, SIG_DFL);
+  if (info->si_code <= 0) raise(sig);
+}
+
+// A fault goro does not own goes to the handler that was there before, as
+// if goro's were not installed. That handler may send it straight back: by
+// re-raising it (it is blocked while we run, so it is delivered to goro's
+// handler again as soon as we return), or by returning without curing the
+// fault (the instruction faults again). Forwarding again would loop for
+// ever; so a signal at the pc (and, for a fault, the address) this thread
+// has just forwarded takes the default action instead.
 void chain(int sig, siginfo_t* info, void* uctx) {
+  std::uintptr_t pc = sigctxt_pc(uctx);
+  auto addr = reinterpret_cast<std::uintptr_t>(info->si_addr);
+  bool fault = info->si_code > 0;
+  Forwarded& last = last_forwarded;
+  if (last.sig == sig && last.pc == pc && (!fault || last.addr == addr)) {
+    die_by_default(sig, info);
+    return;
+  }
+  last = Forwarded{sig, pc, addr};
   const struct sigaction& old = sig == SIGSEGV ? old_segv : old_bus;
   if ((old.sa_flags & SA_SIGINFO) != 0 && old.sa_sigaction != nullptr) {
     old.sa_sigaction(sig, info, uctx);
@@ -32,9 +77,7 @@ void chain(int sig, siginfo_t* info, void* uctx) {
     old.sa_handler(sig);
     return;
   }
-  // Default action: restore it and return; the faulting instruction runs
-  // again and the kernel kills the process with the signal.
-  signal(sig, SIG_DFL);
+  die_by_default(sig, info);
 }
 
 void hex(std::uintptr_t v) {

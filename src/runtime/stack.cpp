@@ -145,9 +145,23 @@ void stackfree_batch(std::vector<Stack>& v) {
   }
 }
 
-void stackfreeall() {
+void stackfreeall(const std::vector<Stack>& keep) {
   std::lock_guard<std::mutex> l(pool.mu);
-  for (const Chunk& c : pool.chunks) munmap(reinterpret_cast<void*>(c.base), c.len);
+  for (const Chunk& c : pool.chunks) {
+    // Unmap the chunk around the kept stacks (each with its guard below it).
+    std::uintptr_t from = c.base, end = c.base + c.len;
+    std::vector<Stack> in;
+    for (const Stack& s : keep) {
+      if (s.lo > c.base && s.hi <= end) in.push_back(s);
+    }
+    std::sort(in.begin(), in.end(), [](const Stack& a, const Stack& b) { return a.lo < b.lo; });
+    for (const Stack& s : in) {
+      std::uintptr_t lo = s.lo - kStackGuardSize;
+      if (lo > from) munmap(reinterpret_cast<void*>(from), lo - from);
+      from = s.hi;
+    }
+    if (end > from) munmap(reinterpret_cast<void*>(from), end - from);
+  }
   pool.chunks.clear();
   pool.free.clear();
   pool.free.shrink_to_fit();
@@ -155,6 +169,8 @@ void stackfreeall() {
   pool.chunk_stacks = 16;
   pool.in_use = 0;
 }
+
+void stackunmap(Stack s) { munmap(reinterpret_cast<void*>(s.lo - kStackGuardSize), s.hi - s.lo + kStackGuardSize); }
 
 std::size_t stacks_in_use() {
   std::lock_guard<std::mutex> l(pool.mu);

@@ -28,8 +28,12 @@ void stackfree(Stack s);
 // stackfree for many stacks at once: address-adjacent stacks are given back
 // with one madvise (guards survive it). Sorts v.
 void stackfree_batch(std::vector<Stack>& v);
-// Unmaps every chunk (run() is over; no stack is in use).
-void stackfreeall();
+// Unmaps every chunk (run() is over), but for the stacks in keep (with
+// their guards): those of goroutines whose threads teardown abandoned in a
+// system call, which still run on them; each is unmapped by stackunmap.
+void stackfreeall(const std::vector<Stack>& keep = {});
+// Unmaps one stack and its guard, outside the pool (an abandoned thread's).
+void stackunmap(Stack s);
 // Stacks handed out and not freed (the leak check in tests).
 std::size_t stacks_in_use();
 // Whether guards are kernel guard markers (no extra mappings) or mprotect.

@@ -429,6 +429,7 @@ bool timer_reset(timer* t, std::chrono::nanoseconds d, std::chrono::nanoseconds 
 void sleep_for(std::chrono::nanoseconds d) {
   if (d.count() <= 0) return;
   if (runtime::getg() == nullptr) {
+    runtime::foreign_register();  // it may wake a goroutine once awake
     std::this_thread::sleep_for(d);
     return;
   }

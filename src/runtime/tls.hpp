@@ -13,6 +13,9 @@ extern "C" {
 // g on g0 while scheduling, curg while a goroutine runs; nullptr on threads
 // that are not Ms. Initial-exec so that the asm below can address it.
 extern __thread goro::runtime::G* goro_tls_g __attribute__((tls_model("initial-exec")));
+// Runtime locks (lock_futex.hpp's Mutex) the thread holds: Go's m.locks, kept
+// per thread so that plain threads are counted too (an M is one thread).
+extern __thread int goro_tls_locks __attribute__((tls_model("initial-exec")));
 }
 
 namespace goro::runtime {
@@ -35,10 +38,21 @@ inline void setg(G* gp) {
       : "r"(gp)
       : "memory");
 }
+// The calling thread's lock count (see goro_tls_locks): its address is
+// computed afresh at every call, as getg() is.
+inline int* mlocksp() {
+  int* p;
+  asm volatile(
+      "movq goro_tls_locks@gottpoff(%%rip), %0\n\t"
+      "addq %%fs:0, %0"
+      : "=r"(p));
+  return p;
+}
 #else
 // Elsewhere: out-of-line accessors, which the compiler cannot cache across.
 G* getg();
 void setg(G* gp);
+int* mlocksp();
 #endif
 
 }  // namespace goro::runtime

@@ -26,7 +26,7 @@ constexpr std::int64_t kStarvationThresholdNS = 1000000;  // 1 ms
 // (nothing better to do), and only a few times.
 bool canSpin(int iter) {
   using namespace runtime;
-  if (iter >= 4 || ncpu <= 1) return false;
+  if (iter >= 4 || ncpu.load(std::memory_order_relaxed) <= 1) return false;
   G* gp = getg();
   if (gp == nullptr || gp->m->p == nullptr) return false;
   if (gomaxprocs <=
@@ -41,7 +41,18 @@ bool canSpin(int iter) {
 // ---------------------------------------------------------------------------
 // Mutex
 
+// Every locking entry point of the sync types first counts a plain thread
+// as one that used the runtime (runtime::foreign_use): while it holds a
+// lock a goroutine waits for, that goroutine is not deadlocked.
+void Mutex::lock() {
+  runtime::foreign_use();
+  std::int32_t unlocked = 0;
+  if (state_.compare_exchange_strong(unlocked, kLocked, std::memory_order_acquire)) return;
+  lock_slow();
+}
+
 bool Mutex::try_lock() {
+  runtime::foreign_use();
   std::int32_t old = state_.load(std::memory_order_relaxed);
   if ((old & (kLocked | kStarving)) != 0) return false;
   // There may be a goroutine waiting for the mutex, but we are running now
@@ -134,6 +145,7 @@ void Mutex::unlock_slow(std::int32_t newstate) {
 // RWMutex
 
 void RWMutex::lock_shared() {
+  runtime::foreign_use();
   if (readerCount_.fetch_add(1, std::memory_order_acquire) + 1 < 0) {
     // A writer is pending: wait for it.
     semacquire(&readerSem_, false, WaitReason::sync_rwmutex_rlock);
@@ -141,6 +153,7 @@ void RWMutex::lock_shared() {
 }
 
 bool RWMutex::try_lock_shared() {
+  runtime::foreign_use();
   std::int32_t c = readerCount_.load(std::memory_order_relaxed);
   for (;;) {
     if (c < 0) return false;
@@ -195,6 +208,7 @@ void RWMutex::unlock() {
 // WaitGroup
 
 void WaitGroup::add(int delta) {
+  runtime::foreign_use();
   std::uint64_t state = state_.load(std::memory_order_relaxed);
   std::uint64_t newstate;
   std::int32_t v;

@@ -39,6 +39,10 @@ static_assert(offsetof(Gobuf, fiber) == 8, "GOBUF_FIBER");
 using McallFn = Gobuf* (*)(G* gp);
 
 extern "C" {
+// Set (proc.cpp) when the runtime's C++ is compiled with TSan: goro_gogo
+// calls it with buf->fiber before it switches stacks. Data, not a macro, so
+// the assembly needs no sanitizer flags and cannot disagree with the C++.
+extern __attribute__((visibility("hidden"))) void (*goro_tsan_switch_hook)(void* fiber, unsigned flags);
 // Restores buf: never returns. Under TSan first switches to buf->fiber.
 [[noreturn]] void goro_gogo(Gobuf* buf);
 // Saves the current context in *save, switches to g0's stack (g0->sp), and

@@ -9,6 +9,7 @@
 #define GOBUF_FIBER 8
 
         .text
+        .hidden goro_tsan_switch_hook
 
 // Push the callee-saved registers and the control words: a saved context.
 .macro SAVE_CONTEXT
@@ -58,15 +59,20 @@
 goro_gogo:
         .cfi_startproc
         .cfi_undefined %rip
-#ifdef GORO_TSAN
-        // Tell TSan before leaving: the code that follows runs on buf's fiber.
+        // Under TSan, tell it before leaving: the code that follows runs
+        // on buf's fiber. The hook is set by the C++ side when that is
+        // compiled with -fsanitize=thread (san.hpp), so this file needs no
+        // sanitizer flags of its own.
+        movq goro_tsan_switch_hook(%rip), %rax
+        testq %rax, %rax
+        jz 1f
         movq %rdi, %rbx
         andq $-16, %rsp
         movq GOBUF_FIBER(%rdi), %rdi
         xorl %esi, %esi
-        call __tsan_switch_to_fiber@PLT
+        call *%rax
         movq %rbx, %rdi
-#endif
+1:
         movq GOBUF_SP(%rdi), %rsp
         RESTORE_CONTEXT
         .cfi_endproc
