@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <sstream>
 #include <stdexcept>
@@ -17,6 +18,7 @@
 #include "export_test.hpp"
 #include "fixtures.hpp"
 #include "goro/goro.hpp"
+#include "sema.hpp"
 
 namespace {
 
@@ -363,6 +365,108 @@ TEST(Cond, SignalIsFifoAndBroadcastWakesAll) {
     wg.wait();
     EXPECT_EQ(woke.load(), kN);
   });
+}
+
+// Waits for ch with a deadline: false if nothing came (a lost wakeup shows
+// as a failure, not a hang).
+bool recv_within(Chan<bool> ch, std::chrono::seconds d) {
+  bool got = false;
+  goro::select(goro::on_recv(ch, [&](std::optional<bool> v) { got = v.has_value(); }), goro::on_recv(goro::after(d)));
+  return got;
+}
+
+// wait() with the mutex not held throws, and leaves the Cond as it was: the
+// ticket it took is given back, so the next signal reaches the next waiter.
+TEST(Cond, WaitWithoutTheMutexThrowsAndLosesNoSignal) {
+  run_checked([] {
+    goro::Mutex mu;
+    goro::Cond cond(mu);
+    EXPECT_THROW(cond.wait(), std::logic_error);
+    bool ready = false;
+    Chan<bool> done(1);
+    goro::go([&] {
+      std::unique_lock<goro::Mutex> l(mu);
+      while (!ready) cond.wait();
+      done.send(true);
+    });
+    // Once main holds mu the waiter is inside wait() with its ticket taken.
+    goro::yield();
+    {
+      std::lock_guard<goro::Mutex> l(mu);
+      ready = true;
+    }
+    cond.signal();
+    EXPECT_TRUE(recv_within(done, 10s)) << "the signal went to the ticket of the wait() that threw";
+  });
+}
+
+// A ticket given back after later ones were taken: the notifications pass
+// over it, whether it was notified already or not.
+TEST(Cond, CancelledTicketBetweenWaitersIsSkipped) {
+  run_checked([] {
+    goro::runtime::NotifyList l;
+    std::vector<int> woke;
+    goro::WaitGroup wg;
+    auto waiter = [&](std::uint32_t t, int who) {
+      wg.add(1);
+      goro::go([&, t, who] {
+        goro::runtime::notifyListWait(&l, t);
+        woke.push_back(who);
+        wg.done();
+      });
+    };
+    // Not yet notified: a ghost between tickets 0 and 2.
+    std::uint32_t t0 = goro::runtime::notifyListAdd(&l);
+    std::uint32_t t1 = goro::runtime::notifyListAdd(&l);
+    std::uint32_t t2 = goro::runtime::notifyListAdd(&l);
+    waiter(t0, 0);
+    waiter(t2, 2);
+    goro::runtime::notifyListCancel(&l, t1);
+    goro::runtime::notifyListNotifyOne(&l);
+    goro::runtime::notifyListNotifyOne(&l);
+    wg.wait();
+    ASSERT_EQ(woke.size(), 2u) << "a notification was lost on the cancelled ticket";
+    EXPECT_EQ(woke[0], 0);
+    EXPECT_EQ(woke[1], 2);
+    // Already notified when cancelled: the notification moves on.
+    woke.clear();
+    std::uint32_t t3 = goro::runtime::notifyListAdd(&l);
+    std::uint32_t t4 = goro::runtime::notifyListAdd(&l);
+    goro::runtime::notifyListNotifyOne(&l);  // to t3, which has not waited yet
+    waiter(t4, 4);
+    goro::runtime::notifyListCancel(&l, t3);
+    wg.wait();
+    ASSERT_EQ(woke.size(), 1u);
+    EXPECT_EQ(woke[0], 4);
+    goro::runtime::notifyListDestroy(&l);
+  });
+}
+
+// Unlocking never waits, so it works inside goro::syscall, in starvation
+// mode too, where the unlock hands the mutex to the next waiter and Go
+// yields to it: not from a system call, which has no P to yield (before:
+// "fatal error: casgstatus").
+TEST(Mutex, UnlockInASyscallInStarvationMode) {
+  run_checked(
+      [] {
+        goro::Mutex mu;
+        mu.lock();
+        std::atomic<bool> got{false};
+        goro::go([&] {
+          mu.lock();  // waits; then is woken, loses the race, and starves
+          got = true;
+          mu.unlock();
+        });
+        goro::yield();  // it runs and blocks
+        goro::sleep_for(5ms);
+        mu.unlock();    // wakes it (it is in our runnext, not running)
+        mu.lock();      // and barge in before it runs
+        goro::yield();  // it runs: waited over 1 ms, lock taken: starvation mode
+        goro::syscall([&] { mu.unlock(); });
+        EXPECT_FALSE(mu.try_lock()) << "not in starvation mode: the test did not test it";
+        ASSERT_TRUE(goro::testing::wait_until([&] { return got.load(); }));
+      },
+      {.maxprocs = 1});
 }
 
 TEST(Cond, PlainThreadWaits) {

@@ -174,7 +174,7 @@ void WaitQ::enqueue(Sudog* sg) {
   if (last != nullptr) {
     last->next = sg;
   } else {
-    first.store(sg, std::memory_order_relaxed);
+    first.store(sg, std::memory_order_release);
   }
   last = sg;
 }
@@ -184,7 +184,7 @@ Sudog* WaitQ::dequeue() {
     Sudog* sg = first.load(std::memory_order_relaxed);
     if (sg == nullptr) return nullptr;
     Sudog* y = sg->next;
-    first.store(y, std::memory_order_relaxed);
+    first.store(y, std::memory_order_release);
     if (y != nullptr) {
       y->prev = nullptr;
     } else {
@@ -215,9 +215,9 @@ void WaitQ::dequeueSudoG(Sudog* sg) {
     }
   } else if (y != nullptr) {
     y->prev = nullptr;
-    first.store(y, std::memory_order_relaxed);
+    first.store(y, std::memory_order_release);
   } else if (first.load(std::memory_order_relaxed) == sg) {
-    first.store(nullptr, std::memory_order_relaxed);
+    first.store(nullptr, std::memory_order_release);
     last = nullptr;
   }
   // else: not on this queue (already dequeued)
@@ -252,9 +252,12 @@ bool full(const hchan* c) {
   return c->qcount.load(std::memory_order_relaxed) == c->dataqsiz;
 }
 
-bool empty(const hchan* c) {
-  if (c->dataqsiz == 0) return c->sendq.empty();
-  return c->qcount.load(std::memory_order_relaxed) == 0;
+// mo: acquire where a later load (of closed) must not be satisfied before
+// this one (chanrecv's fast path); pairs with the release stores of qcount
+// and WaitQ::first, all made under the lock.
+bool empty(const hchan* c, std::memory_order mo = std::memory_order_relaxed) {
+  if (c->dataqsiz == 0) return c->sendq.empty(mo);
+  return c->qcount.load(mo) == 0;
 }
 
 // Block the current waiter on queue q of c (locked): the common tail of a
@@ -296,7 +299,7 @@ void chanbufput(hchan* c, void* ep) {
   std::size_t q = c->qcount.load(std::memory_order_relaxed);
   c->et->move_construct(c->slot(c->sendx), ep);
   if (++c->sendx == c->dataqsiz) c->sendx = 0;
-  c->qcount.store(q + 1, std::memory_order_relaxed);
+  c->qcount.store(q + 1, std::memory_order_release);
 }
 
 void chanbufget(hchan* c, void* ep) {
@@ -305,7 +308,7 @@ void chanbufget(hchan* c, void* ep) {
   c->et->move_construct(ep, qp);
   c->et->destroy(qp);
   if (++c->recvx == c->dataqsiz) c->recvx = 0;
-  c->qcount.store(q - 1, std::memory_order_relaxed);
+  c->qcount.store(q - 1, std::memory_order_release);
 }
 
 namespace {
@@ -461,7 +464,10 @@ RecvResult chanrecv(hchan* c, void* ep, bool block) {
   }
   // Fast path: a non-blocking receive on an empty channel. The order of
   // the two loads matters (Go's chanrecv explains): empty, then closed.
-  if (!block && empty(c)) {
+  // Were closed read first, "open, then closed, then drained" could read
+  // as "open and empty", a state that never was: hence acquire on empty,
+  // which the drain's release store pairs with.
+  if (!block && empty(c, std::memory_order_acquire)) {
     if (c->closed.load(std::memory_order_acquire) == 0) return {false, false};
     if (empty(c)) return {true, false};
   }

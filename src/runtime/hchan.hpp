@@ -14,11 +14,13 @@
 namespace goro::runtime {
 
 // A FIFO of sudogs (Go's waitq). Changed under the channel's lock; first
-// is atomic because the non-blocking fast paths peek at it without it.
+// is atomic because the non-blocking fast paths peek at it without it
+// (stored with release, so that a peek with acquire orders what follows it;
+// see chanrecv).
 struct WaitQ {
   std::atomic<Sudog*> first{nullptr};
   Sudog* last = nullptr;
-  bool empty() const { return first.load(std::memory_order_relaxed) == nullptr; }
+  bool empty(std::memory_order mo = std::memory_order_relaxed) const { return first.load(mo) == nullptr; }
   void enqueue(Sudog* sg);
   // The first waiter still able to take the operation: a select that has
   // already been decided elsewhere (selectDone) is skipped.

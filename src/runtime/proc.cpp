@@ -252,14 +252,17 @@ M* mget() {
 // ---------------------------------------------------------------------------
 // Global run queue. sched.lock must be held.
 
+// The stores of runqsize are seq_cst: whoever puts work here then loads
+// nmspinning/npidle (wakep), and a spinning M that gives up drops
+// nmspinning and then loads runqsize; one of the two must see the other.
 void globrunqput(G* gp) {
   sched.runq.pushBack(gp);
-  sched.runqsize.store(sched.runqsize.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  sched.runqsize.store(sched.runqsize.load(std::memory_order_relaxed) + 1, std::memory_order_seq_cst);
 }
 
 void globrunqputbatch(GQueue batch, std::int32_t n) {
   sched.runq.pushBackAll(batch);
-  sched.runqsize.store(sched.runqsize.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  sched.runqsize.store(sched.runqsize.load(std::memory_order_relaxed) + n, std::memory_order_seq_cst);
 }
 
 bool runqput(P* pp, G* gp, bool next);
@@ -700,24 +703,31 @@ P* checkRunqsNoP() {
 void gcstopm();
 
 // pollBreak: wake the M sleeping until the next timer (Go's netpollBreak).
-// Sticky: a break before the sleep makes the sleep return at once.
+// Sticky: a break stays until the next poller starts (pollTimers), so one
+// that lands after a sleep ended, or before the next began, still counts.
 void pollBreak() {
   if (sched.pollWake.exchange(1, std::memory_order_seq_cst) == 0) futexwakeup(&sched.pollWake, 1);
 }
 
 // Sleep, holding no P, until the earliest timer (pollUntil) or a
 // pollBreak; then take an idle P if there is one. Only one M at a time
-// (sched.polling) sleeps here: Go's M blocked in netpoll(delay).
+// (sched.polling, just won by the caller) sleeps here: Go's M blocked in
+// netpoll(delay). The breaks so far are consumed first, and the timers
+// read again after that: a timer added before the clear is seen here, and
+// one added after it breaks the sleep (both sides seq_cst: timer0When,
+// pollWake).
 P* pollTimers(M* mp, std::int64_t pollUntil) {
+  sched.pollWake.store(0, std::memory_order_seq_cst);
+  std::int64_t next = timeSleepUntil();
+  if (next != 0 && next < pollUntil) pollUntil = next;
   sched.pollUntil.store(pollUntil, std::memory_order_seq_cst);
   std::int64_t delay = pollUntil - nanotime();
-  if (delay > 0 && !sched.exiting.load(std::memory_order_acquire)) {
+  if (delay > 0 && !sched.exiting.load(std::memory_order_seq_cst)) {
     mp->blocked = true;
     futexsleep(&sched.pollWake, 0, delay);
     mp->blocked = false;
   }
   sched.pollUntil.store(0, std::memory_order_seq_cst);
-  sched.pollWake.store(0, std::memory_order_seq_cst);
   sched.polling.store(false, std::memory_order_seq_cst);
   MutexGuard l(sched.lock);
   if (sched.gcwaiting.load(std::memory_order_relaxed)) return nullptr;
@@ -1927,6 +1937,9 @@ void mleaveall(M* ms, std::vector<M*>& left, std::vector<G*>& abandoned) {
 
 // Frees everything of a finished run, once every other M has left.
 void teardown() {
+  // seq_cst, as ForeignCall's fetch_add and load of exiting: a plain thread
+  // either sees exiting and stays out, or is counted before this looks.
+  if (!sched.exiting.load(std::memory_order_seq_cst)) detail::fatal("teardown: the run is not exiting");
   while (foreign_calls.load(std::memory_order_seq_cst) != 0) osyield();
   M* ms;
   {
@@ -2060,10 +2073,12 @@ void stopTheWorld() {
     gp->m->p->status.store(_Pgcstop, std::memory_order_relaxed);
     sched.stopwait--;
   }
-  // Try to retake all P's in Psyscall status.
+  // Try to retake all P's in Psyscall status. seq_cst: with the gcwaiting
+  // store above, the other half of entersyscall's store of _Psyscall and
+  // load of gcwaiting (one of the two must see the other).
   for (P* pp : allp) {
     std::uint32_t s = _Psyscall;
-    if (pp->status.compare_exchange_strong(s, _Pgcstop, std::memory_order_acq_rel)) {
+    if (pp->status.compare_exchange_strong(s, _Pgcstop, std::memory_order_seq_cst)) {
       pp->syscalltick.inc();
       sched.stopwait--;
     }
@@ -2127,10 +2142,6 @@ void goready(G* gp) {
     sched.lock.lock();
     globrunqput(gp);
     sched.lock.unlock();
-    // A full fence before wakep loads nmspinning (a seq_cst RMW, which
-    // TSan understands, unlike atomic_thread_fence): pairs with the
-    // spinning M's decrement of nmspinning and re-check of runqsize.
-    sched.runqsize.fetch_add(0, std::memory_order_seq_cst);
   }
   wakep();
 }
@@ -2258,10 +2269,6 @@ void newproc_commit(NewProc np) {
     sched.lock.lock();
     globrunqput(newg);
     sched.lock.unlock();
-    // A full fence before wakep loads nmspinning (a seq_cst RMW, which
-    // TSan understands, unlike atomic_thread_fence): pairs with the
-    // spinning M's decrement of nmspinning and re-check of runqsize.
-    sched.runqsize.fetch_add(0, std::memory_order_seq_cst);
     wakep();
   }
   if (np.foreign) foreign_calls.fetch_sub(1, std::memory_order_seq_cst);

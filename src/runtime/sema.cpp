@@ -136,9 +136,15 @@ void sema_detach(Sudog* s) {
 void notifyListDestroy(NotifyList* l) {
   // Waiters still queued on a dying Cond wait forever (as on a destroyed
   // std::condition_variable, that is the caller's bug); they no longer
-  // refer to the list.
+  // refer to the list. Ghosts (notifyListCancel) go.
   MutexGuard g(l->lock);
-  for (Sudog* s = l->head; s != nullptr; s = s->next) s->elem = nullptr;
+  for (Sudog* s = l->head; s != nullptr;) {
+    Sudog* next = s->next;
+    s->elem = nullptr;
+    if (s->g == nullptr) delete s;
+    s = next;
+  }
+  l->head = l->tail = nullptr;
 }
 
 void notify_detach(Sudog* s) {
@@ -182,9 +188,14 @@ void semrelease(std::atomic<std::uint32_t>* addr, bool handoff) {
   ready_waiter(gp);  // s belongs to the waiter again: not touched below
   if (handed) {
     // Direct handoff: yield so the waiter runs right away (Go's goyield;
-    // the waiter is in our runnext).
+    // the waiter is in our runnext). Only a goroutine that holds a P and no
+    // runtime lock can: not g0, a plain thread, or a system call's body
+    // (unlocking never waits, so it is allowed there), as Go yields only
+    // with m.locks == 0.
     G* me = getg();
-    if (me != nullptr && me != me->m->g0) goyield();
+    if (me != nullptr && me != me->m->g0 && me->m->p != nullptr && readgstatus(me) == _Grunning && *mlocksp() == 0) {
+      goyield();
+    }
   }
 }
 
@@ -223,6 +234,16 @@ void notifyListWait(NotifyList* l, std::uint32_t t) {
   if (!thread) releaseSudog(s);
 }
 
+// A cancelled ticket that others came after: it stays in the list as a
+// ghost (no G), which the notifiers skip, passing its notification on.
+Sudog* newGhost(NotifyList* l, std::uint32_t t) {
+  auto* s = new Sudog;
+  s->ticket = t;
+  s->elem = l;
+  s->queue = Sudog::Queue::notify;
+  return s;
+}
+
 void notifyListNotifyAll(NotifyList* l) {
   if (l->wait.load(std::memory_order_acquire) == l->notify.load(std::memory_order_acquire)) return;  // no new waiters
   l->lock.lock();
@@ -235,39 +256,79 @@ void notifyListNotifyAll(NotifyList* l) {
   while (s != nullptr) {
     Sudog* next = s->next;
     s->next = nullptr;
-    ready_waiter(s->g);
+    if (s->g != nullptr) {
+      ready_waiter(s->g);
+    } else {
+      delete s;  // a ghost
+    }
     s = next;
   }
 }
+
+namespace {
+
+// Notify the next ticket, with l->lock held; returns its waiter, to ready
+// once the lock is released (nullptr: none yet, or no ticket left). A ghost
+// in the way passes the notification on to the ticket after it.
+G* notifyOneLocked(NotifyList* l) {
+  for (;;) {
+    std::uint32_t t = l->notify.load(std::memory_order_relaxed);
+    if (t == l->wait.load(std::memory_order_acquire)) return nullptr;
+    l->notify.store(t + 1, std::memory_order_release);
+    // The waiter with ticket t may not have queued itself yet; then it will
+    // see the ticket notified in notifyListWait and not sleep.
+    Sudog* s = l->head;
+    Sudog* p = nullptr;
+    for (; s != nullptr && s->ticket != t; p = s, s = s->next) {
+    }
+    if (s == nullptr) return nullptr;
+    Sudog* n = s->next;
+    if (p != nullptr)
+      p->next = n;
+    else
+      l->head = n;
+    if (n == nullptr) l->tail = p;
+    s->next = nullptr;
+    s->elem = nullptr;  // off the list: nothing to detach
+    if (s->g != nullptr) return s->g;
+    delete s;  // a ghost: on to the next ticket
+  }
+}
+
+}  // namespace
 
 void notifyListNotifyOne(NotifyList* l) {
   if (l->wait.load(std::memory_order_acquire) == l->notify.load(std::memory_order_acquire)) return;
   l->lock.lock();
   ForeignWake fw;
-  std::uint32_t t = l->notify.load(std::memory_order_relaxed);
-  if (t == l->wait.load(std::memory_order_acquire)) {
-    l->lock.unlock();
-    return;
-  }
-  l->notify.store(t + 1, std::memory_order_release);
-  // The waiter with ticket t may not have queued itself yet; then it will
-  // see the ticket notified in notifyListWait and not sleep.
-  for (Sudog *p = nullptr, *s = l->head; s != nullptr; p = s, s = s->next) {
-    if (s->ticket == t) {
-      Sudog* n = s->next;
-      if (p != nullptr)
-        p->next = n;
-      else
-        l->head = n;
-      if (n == nullptr) l->tail = p;
-      s->elem = nullptr;  // off the list: nothing to detach
-      l->lock.unlock();
-      s->next = nullptr;
-      ready_waiter(s->g);
-      return;
+  G* gp = notifyOneLocked(l);
+  l->lock.unlock();
+  if (gp != nullptr) ready_waiter(gp);
+}
+
+void notifyListCancel(NotifyList* l, std::uint32_t t) {
+  l->lock.lock();
+  ForeignWake fw;
+  G* gp = nullptr;
+  std::uint32_t last = t + 1;
+  if (l->wait.compare_exchange_strong(last, t, std::memory_order_acq_rel)) {
+    // Nobody took a ticket after t: give it back. A notification t
+    // consumed found no other waiter, so it did nothing: undone too.
+    if (l->notify.load(std::memory_order_relaxed) == t + 1) l->notify.store(t, std::memory_order_release);
+  } else if (static_cast<std::int32_t>(t - l->notify.load(std::memory_order_relaxed)) < 0) {
+    // t was notified already: the notification goes to the next ticket.
+    gp = notifyOneLocked(l);
+  } else {
+    Sudog* s = newGhost(l, t);
+    if (l->tail == nullptr) {
+      l->head = s;
+    } else {
+      l->tail->next = s;
     }
+    l->tail = s;
   }
   l->lock.unlock();
+  if (gp != nullptr) ready_waiter(gp);
 }
 
 }  // namespace goro::runtime

@@ -34,6 +34,9 @@ void notifyListDestroy(NotifyList* l);
 
 std::uint32_t notifyListAdd(NotifyList* l);
 void notifyListWait(NotifyList* l, std::uint32_t t);
+// Ticket t was taken, but its holder will not wait after all (Cond::wait
+// whose unlock threw): the list goes on as if t had never been taken.
+void notifyListCancel(NotifyList* l, std::uint32_t t);
 void notifyListNotifyOne(NotifyList* l);
 void notifyListNotifyAll(NotifyList* l);
 

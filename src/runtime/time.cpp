@@ -56,7 +56,11 @@ void siftdownTimer(std::vector<TimerEntry>& h, std::size_t i) {
 
 // ts.lock held.
 void updateTimer0When(PTimers& ts) {
-  ts.timer0When.store(ts.heap.empty() ? 0 : ts.heap[0].when, std::memory_order_release);
+  // seq_cst, as the loads in timeSleepUntil and checkTimers: whoever adds
+  // a timer then loads npidle/nmspinning (wakeNetPoller, wakep), and an M
+  // going idle changes those and then loads timer0When; one must see the
+  // other (the delicate dance, for timers).
+  ts.timer0When.store(ts.heap.empty() ? 0 : ts.heap[0].when, std::memory_order_seq_cst);
   ts.len.store(static_cast<std::int32_t>(ts.heap.size()), std::memory_order_relaxed);
 }
 
@@ -162,7 +166,7 @@ bool deltimer(Timer* t) {
 
 std::int64_t checkTimers(P* pp, std::int64_t& now, bool* ran) {
   PTimers& ts = pp->timers;
-  std::int64_t next = ts.timer0When.load(std::memory_order_acquire);
+  std::int64_t next = ts.timer0When.load(std::memory_order_seq_cst);
   if (next == 0) return 0;
   if (now == 0) now = nanotime();
   if (next > now) {
@@ -227,13 +231,13 @@ std::int64_t checkTimers(P* pp, std::int64_t& now, bool* ran) {
     timerRelease(t);
   }
   for (Timer* t : dropped) timerRelease(t);
-  return ts.timer0When.load(std::memory_order_acquire);
+  return ts.timer0When.load(std::memory_order_seq_cst);
 }
 
 std::int64_t timeSleepUntil() {
   std::int64_t next = 0;
   for (P* pp : allp) {
-    std::int64_t w = pp->timers.timer0When.load(std::memory_order_acquire);
+    std::int64_t w = pp->timers.timer0When.load(std::memory_order_seq_cst);
     if (w != 0 && (next == 0 || w < next)) next = w;
   }
   return next;

@@ -228,7 +228,10 @@ void WaitGroup::add(int delta) {
   if (state_.load(std::memory_order_relaxed) != newstate) {
     throw std::logic_error("sync: WaitGroup misuse: Add called concurrently with Wait");
   }
-  state_.store(0, std::memory_order_relaxed);
+  // Release: a wait() that comes after the reset and returns at once must
+  // see what every done() before it did (a plain store ends the release
+  // sequence of the CAS above).
+  state_.store(0, std::memory_order_release);
   for (std::uint32_t i = 0; i < w; i++) semrelease(&sema_, false);
 }
 
@@ -261,8 +264,16 @@ Cond::~Cond() {
 
 void Cond::wait() {
   auto* nl = std::launder(reinterpret_cast<runtime::NotifyList*>(notify_));
+  // The ticket comes first, as in Go: a signal between the unlock and the
+  // wait must not be lost. An unlock that throws (the mutex was not held)
+  // hands the ticket back, so the Cond is as it was before the call.
   std::uint32_t t = runtime::notifyListAdd(nl);
-  l_.unlock();
+  try {
+    l_.unlock();
+  } catch (...) {
+    runtime::notifyListCancel(nl, t);
+    throw;
+  }
   runtime::notifyListWait(nl, t);
   l_.lock();
 }
