@@ -1,8 +1,32 @@
-// sema.cpp — the semaphore table (a root per address hash, each a list of
-// waiting sudogs) and the notify list.
-// Invariants: root.nwait counts queued waiters, so a release with nobody
-// waiting never takes the lock; a woken waiter re-checks the count unless
-// the count was handed to it (ticket). Mirrors sema.go.
+// sema.cpp — the semaphore table behind Mutex, RWMutex and WaitGroup
+// (semacquire, semrelease), and the notify list behind Cond. Mirrors Go's
+// runtime/sema.go.
+//
+// The table owns kSemTabSize roots; an address's waiters live in the root
+// its address hashes to. Each root holds, under its lock, a treap (a binary
+// search tree kept balanced, in expectation, by random heap priorities) of
+// one node per address that has waiters. The node is the address's first
+// waiter; the other waiters of the address hang off it in a list. So a
+// release finds its address in O(log n) of the distinct addresses on the
+// root, however many waiters the other addresses have (a single list per
+// root made it O(all waiters on the root)), and queueing or dequeueing
+// within an address is O(1).
+//
+// Invariants, under root.lock:
+//  - treap: ordered by address (left < node < right), one node per address,
+//    parent links match child links, priority is a min-heap (a parent's is
+//    <= its children's) and is nonzero exactly on nodes.
+//  - a node's list: node->next is its second waiter, then on through next;
+//    prev points back (nullptr only on the node); node->waittail is the
+//    last waiter, nullptr when the node waits alone. A release wakes the
+//    node; FIFO acquires join at the tail, lifo ones (a sync.Mutex waiter
+//    that already waited once) take the node's place.
+//  - nwait is the number of queued sudogs. It is also read without the
+//    lock, so that a release with nobody waiting on the root never locks.
+//  - a queued sudog's links belong to the root; a dequeued one (links all
+//    cleared) belongs to its waiter again, but for the handoff ticket its
+//    waker sets before readying it.
+// A woken waiter re-checks the count unless it was handed to it (ticket).
 #include "sema.hpp"
 
 #include "panic.hpp"
@@ -11,12 +35,11 @@
 namespace goro::runtime {
 namespace {
 
-constexpr std::size_t kSemTabSize = 251;
+constexpr std::size_t kSemTabSize = 251;  // prime: unlikely to correlate with address patterns
 
 struct SemaRoot {
   Mutex lock;
-  Sudog* head = nullptr;  // waiters of every address hashing here, FIFO
-  Sudog* tail = nullptr;
+  Sudog* treap = nullptr;  // root of the treap of per-address nodes
   std::atomic<std::uint32_t> nwait{0};
 };
 
@@ -29,57 +52,202 @@ SemaRoot* semroot(const void* addr) {
   return &semtable[(reinterpret_cast<std::uintptr_t>(addr) >> 3) % kSemTabSize].root;
 }
 
+bool addr_less(const void* a, const void* b) {
+  return reinterpret_cast<std::uintptr_t>(a) < reinterpret_cast<std::uintptr_t>(b);
+}
+
 bool cansemacquire(std::atomic<std::uint32_t>* addr) {
-  std::uint32_t v = addr->load(std::memory_order_relaxed);
+  // Reading 0 here is what sends semacquire to sleep, so this load and the
+  // CAS's reload on failure are seq_cst: they close a Dekker pair with
+  // semrelease. semacquire makes its seq_cst nwait RMW, then reads *addr
+  // here; semrelease makes its seq_cst add on *addr, then a seq_cst nwait
+  // load. In the single total order of those four, the releaser sees our
+  // nwait or we see its count, never neither (a lost wakeup). On x86 the
+  // locked RMW is a full fence and a plain load would do; on ARM or POWER
+  // a relaxed load may be satisfied before the RMW's store is visible.
+  // Success only needs acquire, pairing with the add that made the count
+  // (what the releaser wrote before releasing is visible to us). It is
+  // seq_cst anyway because GCC 12 flags a failure order stronger than the
+  // success one (-Winvalid-memory-model, in the TSan build), which C++17
+  // allows; on x86 both are the same locked cmpxchg.
+  std::uint32_t v = addr->load(std::memory_order_seq_cst);
   for (;;) {
     if (v == 0) return false;
-    if (addr->compare_exchange_weak(v, v - 1, std::memory_order_acquire)) return true;
+    if (addr->compare_exchange_weak(v, v - 1, std::memory_order_seq_cst, std::memory_order_seq_cst)) return true;
   }
 }
 
+// --- the treap, all under root.lock ---------------------------------------
+
+// The link that points at node x: its parent's child slot, or the root.
+Sudog** link_to(SemaRoot* r, Sudog* x) {
+  Sudog* p = x->parent;
+  if (p == nullptr) return &r->treap;
+  return p->left == x ? &p->left : &p->right;
+}
+
+// Turns (x a (y b c)) into (y (x a b) c): x's right child y takes x's place.
+void rotate_left(SemaRoot* r, Sudog* x) {
+  Sudog* y = x->right;
+  Sudog* b = y->left;
+  *link_to(r, x) = y;
+  y->parent = x->parent;
+  y->left = x;
+  x->parent = y;
+  x->right = b;
+  if (b != nullptr) b->parent = x;
+}
+
+// Turns (y (x a b) c) into (x a (y b c)): y's left child x takes y's place.
+void rotate_right(SemaRoot* r, Sudog* y) {
+  Sudog* x = y->left;
+  Sudog* b = x->right;
+  *link_to(r, y) = x;
+  x->parent = y->parent;
+  x->right = y;
+  y->parent = x;
+  y->left = b;
+  if (b != nullptr) b->parent = y;
+}
+
+// The node of addr, or nullptr if nobody waits on it.
+Sudog* find(SemaRoot* r, const void* addr) {
+  Sudog* t = r->treap;
+  while (t != nullptr && t->elem != addr) t = addr_less(addr, t->elem) ? t->left : t->right;
+  return t;
+}
+
+// Puts s where node t is in the tree (t's links and priority go to s) and
+// leaves t out of it. The lists are the caller's.
+void replace_node(SemaRoot* r, Sudog* t, Sudog* s) {
+  *link_to(r, t) = s;
+  s->parent = t->parent;
+  s->left = t->left;
+  s->right = t->right;
+  s->priority = t->priority;
+  if (s->left != nullptr) s->left->parent = s;
+  if (s->right != nullptr) s->right->parent = s;
+  t->parent = t->left = t->right = nullptr;
+  t->priority = 0;
+}
+
+// Queues s (s->elem set) behind the other waiters of its address, or in
+// front of them if lifo.
 void queue(SemaRoot* r, Sudog* s, bool lifo) {
-  if (lifo) {
-    s->next = r->head;
-    s->prev = nullptr;
-    if (r->head != nullptr) r->head->prev = s;
-    r->head = s;
-    if (r->tail == nullptr) r->tail = s;
-  } else {
-    s->next = nullptr;
-    s->prev = r->tail;
-    if (r->tail != nullptr) r->tail->next = s;
-    r->tail = s;
-    if (r->head == nullptr) r->head = s;
+  s->next = s->prev = nullptr;
+  s->parent = s->left = s->right = nullptr;
+  s->waittail = nullptr;
+  s->priority = 0;
+  Sudog* parent = nullptr;
+  Sudog** link = &r->treap;
+  for (Sudog* t = *link; t != nullptr; t = *link) {
+    if (t->elem == s->elem) {
+      if (lifo) {
+        // s becomes the node; t, with its list, follows it.
+        replace_node(r, t, s);
+        s->waittail = t->waittail != nullptr ? t->waittail : t;
+        t->waittail = nullptr;
+        s->next = t;
+        t->prev = s;
+      } else {
+        Sudog* last = t->waittail != nullptr ? t->waittail : t;
+        last->next = s;
+        s->prev = last;
+        t->waittail = s;
+      }
+      return;
+    }
+    parent = t;
+    link = addr_less(s->elem, t->elem) ? &t->left : &t->right;
+  }
+  // A new address: a leaf, rotated up until its parent's priority is no
+  // larger. The low bit keeps priority nonzero, which marks nodes.
+  s->priority = fastrand() | 1;
+  s->parent = parent;
+  *link = s;
+  while (s->parent != nullptr && s->parent->priority > s->priority) {
+    if (s->parent->left == s) {
+      rotate_right(r, s->parent);
+    } else {
+      rotate_left(r, s->parent);
+    }
   }
 }
 
-void unlink(SemaRoot* r, Sudog* s) {
-  if (s->prev != nullptr) {
-    s->prev->next = s->next;
-  } else {
-    r->head = s->next;
+// Takes node s out: its next waiter, if any, becomes the node in its place;
+// else s is rotated down to a leaf (the child with the smaller priority
+// going up, to keep the heap order) and cut off.
+void remove_node(SemaRoot* r, Sudog* s) {
+  if (Sudog* t = s->next) {
+    replace_node(r, s, t);
+    t->prev = nullptr;
+    t->waittail = s->waittail == t ? nullptr : s->waittail;
+    s->next = nullptr;
+    s->waittail = nullptr;
+    return;
   }
+  while (s->left != nullptr || s->right != nullptr) {
+    if (s->right == nullptr || (s->left != nullptr && s->left->priority < s->right->priority)) {
+      rotate_right(r, s);
+    } else {
+      rotate_left(r, s);
+    }
+  }
+  *link_to(r, s) = nullptr;
+  s->parent = nullptr;
+  s->priority = 0;
+}
+
+// Takes s, a waiter behind node, out of node's list.
+void remove_follower(Sudog* node, Sudog* s) {
+  s->prev->next = s->next;
   if (s->next != nullptr) {
     s->next->prev = s->prev;
   } else {
-    r->tail = s->prev;
+    node->waittail = s->prev == node ? nullptr : s->prev;
   }
   s->next = s->prev = nullptr;
 }
 
-// The first waiter on addr, removed from the root's list.
+// The first waiter on addr, dequeued.
 Sudog* dequeue(SemaRoot* r, const void* addr) {
-  for (Sudog* s = r->head; s != nullptr; s = s->next) {
-    if (s->elem != addr) continue;
-    unlink(r, s);
-    return s;
-  }
-  return nullptr;
+  Sudog* s = find(r, addr);
+  if (s != nullptr) remove_node(r, s);
+  return s;
 }
 
 bool unlock_mutex(G*, void* m) {
   static_cast<Mutex*>(m)->unlock();
   return true;
+}
+
+// Checks one subtree (addresses strictly between lo and hi, nullptr for no
+// bound) and counts its waiters into n.
+const char* check_subtree(const SemaRoot* r, const Sudog* t, const Sudog* parent, const void* lo, const void* hi,
+                          std::uint64_t& n) {
+  if (t == nullptr) return nullptr;
+  if (semroot(t->elem) != r) return "an address is on the wrong root";
+  if (t->parent != parent) return "a node's parent link does not match";
+  if (t->priority == 0) return "a node has priority 0";
+  if (parent != nullptr && parent->priority > t->priority) return "heap order broken";
+  if ((lo != nullptr && !addr_less(lo, t->elem)) || (hi != nullptr && !addr_less(t->elem, hi))) {
+    return "search order broken (or an address has two nodes)";
+  }
+  if (t->prev != nullptr) return "a node has a prev link";
+  n++;
+  const Sudog* last = t;
+  for (const Sudog* f = t->next; f != nullptr; last = f, f = f->next) {
+    if (f->prev != last) return "a waiter's prev link does not match";
+    if (f->elem != t->elem) return "a waiter is in another address's list";
+    if (f->priority != 0 || f->parent != nullptr || f->left != nullptr || f->right != nullptr ||
+        f->waittail != nullptr) {
+      return "a waiter behind a node has tree links";
+    }
+    n++;
+  }
+  if (t->waittail != (last == t ? nullptr : last)) return "a node's waittail is not its last waiter";
+  if (const char* e = check_subtree(r, t->left, t, lo, t->elem, n)) return e;
+  return check_subtree(r, t->right, t, t->elem, hi, n);
 }
 
 }  // namespace
@@ -88,12 +256,14 @@ void semacquire(std::atomic<std::uint32_t>* addr, bool lifo, WaitReason reason) 
   if (cansemacquire(addr)) return;
   G* gp = current_waiter();
   bool thread = gp->threadnote != nullptr;
-  Sudog local;
+  Sudog local;  // a plain thread's sudog: on its stack, dequeued before it returns
   Sudog* s = thread ? &local : acquireSudog();
   SemaRoot* root = semroot(addr);
   for (;;) {
     root->lock.lock();
-    // Add ourselves to nwait to disable the "easy case" in semrelease.
+    // Count ourselves in nwait to disable the lock-free "nobody waits" exit
+    // in semrelease. seq_cst: the first half of the Dekker pair with
+    // cansemacquire's reads below (see there).
     root->nwait.fetch_add(1, std::memory_order_seq_cst);
     // Check cansemacquire to avoid a missed wakeup.
     if (cansemacquire(addr)) {
@@ -112,6 +282,8 @@ void semacquire(std::atomic<std::uint32_t>* addr, bool lifo, WaitReason reason) 
     gp->waiting = s;
     park_waiter(gp, &unlock_mutex, &root->lock, reason);
     gp->waiting = nullptr;
+    // The ticket was written before ready_waiter, which orders it before
+    // our wakeup.
     if (s->ticket != 0 || cansemacquire(addr)) break;
   }
   s->elem = nullptr;
@@ -123,14 +295,39 @@ void semacquire(std::atomic<std::uint32_t>* addr, bool lifo, WaitReason reason) 
 void sema_detach(Sudog* s) {
   SemaRoot* root = semroot(s->elem);
   MutexGuard l(root->lock);
-  for (Sudog* x = root->head; x != nullptr; x = x->next) {
-    if (x != s) continue;
-    unlink(root, s);
+  // Where s is: a node has a priority, a waiter behind one a prev link, and
+  // a sudog a release already dequeued neither (that release counted it
+  // out of nwait; its waiter was readied but never ran).
+  if (s->priority != 0) {
+    remove_node(root, s);
     root->nwait.fetch_sub(1);
-    break;
+  } else if (s->prev != nullptr) {
+    Sudog* node = find(root, s->elem);
+    if (node == nullptr) detail::fatal("sema_detach: queued sudog without a node");
+    remove_follower(node, s);
+    root->nwait.fetch_sub(1);
   }
   s->elem = nullptr;
   s->queue = Sudog::Queue::chan;
+}
+
+std::uint32_t sema_waiters(const void* addr) {
+  SemaRoot* root = semroot(addr);
+  MutexGuard l(root->lock);
+  std::uint32_t n = 0;
+  for (const Sudog* s = find(root, addr); s != nullptr; s = s->next) n++;
+  return n;
+}
+
+const char* sema_invariant_violation() {
+  for (SemaRootPadded& p : semtable) {
+    SemaRoot* r = &p.root;
+    MutexGuard l(r->lock);
+    std::uint64_t n = 0;
+    if (const char* e = check_subtree(r, r->treap, nullptr, nullptr, nullptr, n)) return e;
+    if (n != r->nwait.load(std::memory_order_relaxed)) return "nwait differs from the number of queued waiters";
+  }
+  return nullptr;
 }
 
 void notifyListDestroy(NotifyList* l) {
@@ -167,12 +364,17 @@ void notify_detach(Sudog* s) {
 
 void semrelease(std::atomic<std::uint32_t>* addr, bool handoff) {
   SemaRoot* root = semroot(addr);
+  // seq_cst add, then seq_cst nwait load: our half of the Dekker pair with
+  // semacquire's nwait RMW and cansemacquire's reads. Either the acquirer
+  // sees this count, or we see its nwait and go wake it. (The add also
+  // releases to whoever's CAS takes the count.)
   addr->fetch_add(1, std::memory_order_seq_cst);
   // Easy case: no waiters? This check must happen after the add, to avoid
   // a missed wakeup (see the loop in semacquire).
   if (root->nwait.load(std::memory_order_seq_cst) == 0) return;
   root->lock.lock();
   ForeignWake fw;
+  // Relaxed: every nwait write is made under the lock we hold.
   if (root->nwait.load(std::memory_order_relaxed) == 0) {
     // The count is already consumed by another goroutine.
     root->lock.unlock();

@@ -1,7 +1,9 @@
 // sema.hpp — semaphores that park goroutines (and block plain threads),
 // keyed by address, and the notify list behind Cond.
 // Invariant: a waiter is queued under its root's lock and woken at most
-// once. Mirrors sema.go (semacquire1, semrelease1, notifyList).
+// once; an address's waiters wake in queue order, each by one release of
+// that address. Mirrors sema.go (semacquire1, semrelease1, semaRoot's
+// treap, notifyList).
 #pragma once
 
 #include <atomic>
@@ -18,6 +20,12 @@ void semacquire(std::atomic<std::uint32_t>* addr, bool lifo, WaitReason reason);
 // Increment *addr and wake one waiter. With handoff the count goes to that
 // waiter directly and the caller yields to it (sync.Mutex starvation mode).
 void semrelease(std::atomic<std::uint32_t>* addr, bool handoff);
+
+// For tests: the waiters queued on addr, and the first broken invariant of
+// the semaphore table (treap order and heap order, links, nwait), or
+// nullptr. Both take the roots' locks.
+std::uint32_t sema_waiters(const void* addr);
+const char* sema_invariant_violation();
 
 // Go's notifyList: tickets make Cond.Signal wake the longest waiter.
 struct NotifyList {

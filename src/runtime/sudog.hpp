@@ -34,6 +34,17 @@ struct Sudog {
   // address) or a notify list (elem is the list).
   enum class Queue : std::uint8_t { chan, sema, notify } queue = Queue::chan;
   bool isSend = false;  // on the channel's sendq (else its recvq)
+  // Semaphore waits (sema.cpp), all under the root's lock. The first waiter
+  // of an address is a node of its root's treap: parent/left/right are the
+  // tree links, priority (never 0 while a node, 0 otherwise) its random heap
+  // key, waittail the last of the other waiters of that address. Those hang
+  // off the node through next/prev, in wake order. Not waitlink: that links
+  // g.waiting, which detach_abandoned walks.
+  Sudog* parent = nullptr;
+  Sudog* left = nullptr;
+  Sudog* right = nullptr;
+  Sudog* waittail = nullptr;
+  std::uint32_t priority = 0;
 };
 
 Sudog* acquireSudog();
