@@ -415,25 +415,37 @@ TEST(Cond, CancelledTicketBetweenWaitersIsSkipped) {
         wg.done();
       });
     };
+    // Waiters queued on the list (so that wake order is notify order).
+    auto queued = [&] {
+      goro::runtime::MutexGuard g(l.lock);
+      int n = 0;
+      for (goro::runtime::Sudog* s = l.head; s != nullptr; s = s->next) n += s->g != nullptr;
+      return n;
+    };
     // Not yet notified: a ghost between tickets 0 and 2.
     std::uint32_t t0 = goro::runtime::notifyListAdd(&l);
     std::uint32_t t1 = goro::runtime::notifyListAdd(&l);
     std::uint32_t t2 = goro::runtime::notifyListAdd(&l);
     waiter(t0, 0);
+    ASSERT_TRUE(goro::testing::wait_until([&] { return queued() == 1; }));
     waiter(t2, 2);
+    ASSERT_TRUE(goro::testing::wait_until([&] { return queued() == 2; }));
     goro::runtime::notifyListCancel(&l, t1);
     goro::runtime::notifyListNotifyOne(&l);
-    goro::runtime::notifyListNotifyOne(&l);
-    wg.wait();
-    ASSERT_EQ(woke.size(), 2u) << "a notification was lost on the cancelled ticket";
+    ASSERT_TRUE(goro::testing::wait_until([&] { return woke.size() == 1; }));
     EXPECT_EQ(woke[0], 0);
+    goro::runtime::notifyListNotifyOne(&l);  // passes over the cancelled ticket
+    ASSERT_TRUE(goro::testing::wait_until([&] { return woke.size() == 2; }))
+        << "a notification was lost on the cancelled ticket";
     EXPECT_EQ(woke[1], 2);
+    wg.wait();
     // Already notified when cancelled: the notification moves on.
     woke.clear();
     std::uint32_t t3 = goro::runtime::notifyListAdd(&l);
     std::uint32_t t4 = goro::runtime::notifyListAdd(&l);
     goro::runtime::notifyListNotifyOne(&l);  // to t3, which has not waited yet
     waiter(t4, 4);
+    ASSERT_TRUE(goro::testing::wait_until([&] { return queued() == 1; }));
     goro::runtime::notifyListCancel(&l, t3);
     wg.wait();
     ASSERT_EQ(woke.size(), 1u);

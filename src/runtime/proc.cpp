@@ -1654,6 +1654,37 @@ __attribute__((no_sanitize("thread"))) void schedtrace(bool detailed) {
 // ---------------------------------------------------------------------------
 // Deadlock detection
 
+// The process's thread count (-1: cannot tell), from /proc/self/stat.
+long procthreads() {
+  int fd = ::open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char buf[1024];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return -1;
+  buf[n] = '\0';
+  // Field 20 (num_threads), counted after the ")" that ends field 2.
+  const char* p = std::strrchr(buf, ')');
+  if (p == nullptr) return -1;
+  int field = 2;
+  for (; *p != '\0' && field < 20; p++) {
+    if (*p == ' ') field++;
+  }
+  return std::strtol(p, nullptr, 10);
+}
+
+// Threads that are neither this run's Ms nor plain threads that used it:
+// a logger, a sanitizer's, or one just created that has not made its
+// first goro call yet.
+bool unknownThreadsAlive() {
+  long threads = procthreads();
+  return threads < 0 || threads > mcount() + sched.nforeign.value();
+}
+
+// How long a deadlock with threads of unknown intent alive waits before
+// it is reported (see checkdead).
+constexpr std::int64_t kDeadlockGraceNS = std::int64_t{1000} * 1000 * 1000;
+
 // A deadlock put off for plain threads: sysmon looks again every 100 ms
 // (it may be asleep for good already: wake it). sched.lock held.
 void deferdeadlock() {
@@ -1667,7 +1698,10 @@ void deferdeadlock() {
 void checkdead() {
   if (sched.exiting.load(std::memory_order_relaxed) || !sched.checkdeadOn) return;
   std::int32_t run = mcount() - sched.nmidle - sched.nmidlelocked - sched.nmsys;
-  if (run > 0) return;
+  if (run > 0) {
+    sched.deadlockSince = 0;
+    return;
+  }
   if (run < 0) {
     printerr("runtime: checkdead: nmidle=");
     printerr_u64(static_cast<unsigned long long>(sched.nmidle));
@@ -1685,6 +1719,7 @@ void checkdead() {
   // is reported with them alive.
   if (sched.nforeign.value() - sched.nforeignblocked.value() > 0 ||
       foreign_calls.load(std::memory_order_seq_cst) != 0 || foreign_wakers.load(std::memory_order_seq_cst) != 0) {
+    sched.deadlockSince = 0;
     deferdeadlock();
     return;
   }
@@ -1712,7 +1747,22 @@ void checkdead() {
   }
   // A pending timer will wake somebody.
   for (P* pp : allp) {
-    if (pp->timers.len.load(std::memory_order_relaxed) > 0) return;
+    if (pp->timers.len.load(std::memory_order_relaxed) > 0) {
+      sched.deadlockSince = 0;
+      return;
+    }
+  }
+  // Threads that never used the runtime do not count; but one may have just
+  // been created to wake a goroutine and not have made its first call yet
+  // (a std::thread started right before main blocks). It gets a grace
+  // period: the report comes once the deadlock has lasted that long.
+  if (unknownThreadsAlive()) {
+    std::int64_t now = nanotime();
+    if (sched.deadlockSince == 0) sched.deadlockSince = now;
+    if (now - sched.deadlockSince < kDeadlockGraceNS) {
+      deferdeadlock();
+      return;
+    }
   }
   sched.lock.unlock();
   detail::fatal("all goroutines are asleep - deadlock!");
@@ -1876,6 +1926,7 @@ void schedinit(int procs, std::int32_t maxthreads) {
   sched.stopwait = 0;
   sched.worldsema.store(1);
   sched.deadlockDeferred.store(false);
+  sched.deadlockSince = 0;
   std::uint32_t gen = sched.rungen.load() + 1;
   if (gen == 0) gen = 1;  // 0 is "no run" to the counters' users
   sched.rungen.store(gen);

@@ -293,6 +293,7 @@ struct Sched {
   // checkdead found every goroutine blocked while plain threads that might
   // wake them are alive: sysmon looks again every 100 ms.
   std::atomic<bool> deadlockDeferred{false};
+  std::int64_t deadlockSince = 0;        // first seen with unknown threads alive (0: not now); under lock
   bool checkdeadOn = true;               // GORO_DEBUG=checkdead=0 / Options::checkdead
   std::atomic<std::uint32_t> rungen{0};  // this run's number (never 0 during a run)
   RunCounter nforeign;                   // plain threads that used the runtime in this run, alive
