@@ -225,3 +225,50 @@ TEST(MaxProcsResize, ThousandChangesWhileGoroutinesCommunicate) {
       },
       {.maxprocs = 2});
 }
+
+// From a plain thread during a run: maxprocs() is the live value, and
+// maxprocs(n) changes it (stopping the world from outside it), while
+// goroutines keep running. Before: the default, and "no goro runtime is
+// running".
+TEST(MaxProcsResize, FromAPlainThreadDuringARun) {
+  run_checked(
+      [] {
+        std::atomic<bool> stop{false};
+        std::atomic<std::int64_t> work{0};
+        goro::WaitGroup wg;
+        for (int i = 0; i < 4; i++) {
+          wg.add(1);
+          goro::go([&] {
+            while (!stop.load()) {
+              work++;
+              goro::yield();
+            }
+            wg.done();
+          });
+        }
+        int seen = 0, prev = 0, after = 0;
+        std::thread t([&] {
+          seen = goro::maxprocs();
+          prev = goro::maxprocs(3);
+          after = goro::maxprocs();
+          goro::maxprocs(1);
+        });
+        // Announced: stopping the world needs main's P, which an unannounced
+        // blocking call would hold.
+        goro::blocking([&] { t.join(); });
+        EXPECT_EQ(seen, 5);
+        EXPECT_EQ(prev, 5);
+        EXPECT_EQ(after, 3);
+        EXPECT_EQ(goro::maxprocs(), 1);
+        std::int64_t before = work.load();
+        EXPECT_TRUE(wait_until([&] { return work.load() > before + 100; })) << "goroutines stopped after the resize";
+        stop = true;
+        wg.wait();
+      },
+      {.maxprocs = 5});
+  // After the run: what run() would choose, and no change possible.
+  std::thread([] {
+    EXPECT_GE(goro::maxprocs(), 1);
+    EXPECT_THROW(goro::maxprocs(2), std::logic_error);
+  }).join();
+}

@@ -279,4 +279,31 @@ TEST(Shutdown, PlainThreadsWakingGoroutinesWhileRunsEnd) {
   }
 }
 
+// Plain threads contend on a channel's lock (its spin reads the CPU count)
+// while runs start (each counts the CPUs again) and end, and another thread
+// asks maxprocs(): TSan checks that nothing is shared without ordering.
+TEST(Shutdown, PlainThreadsContendWhileRunsStartAndEnd) {
+  goro::Chan<int> c(4);
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; i++) {
+    threads.emplace_back([&] {
+      while (!stop.load()) {
+        (void)c.try_send(1);
+        (void)c.try_recv();
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    while (!stop.load()) (void)goro::maxprocs();
+  });
+  for (int r = 0; r < static_cast<int>(scaled(100, 10)); r++) {
+    goro::run([&] {
+      for (int i = 0; i < 10; i++) (void)c.try_send(2);
+    });
+  }
+  stop = true;
+  for (auto& t : threads) t.join();
+}
+
 }  // namespace

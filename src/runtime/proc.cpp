@@ -127,6 +127,9 @@ std::uint32_t fastrand() {
   return static_cast<std::uint32_t>(static_cast<std::uint64_t>(r >> 64) ^ static_cast<std::uint64_t>(r));
 }
 
+// Go's gcount: the counts are read without a lock while Gs move between
+// the free lists, so the result is a snapshot that may be off by the Gs in
+// flight for a moment (clamped at 1), as Go's is.
 std::int32_t gcount() {
   std::int32_t n = allglen.load(std::memory_order_relaxed);
   n -= sched.gFree.n.load(std::memory_order_relaxed);
@@ -554,9 +557,9 @@ void scavengegstacks() {
 // up to 63 dead ones sit on the idle P.
 void gfpurge(P* pp) {
   if (pp->gFree.n.load(std::memory_order_relaxed) == 0) return;
-  // The P's count drops first: gcount, which reads the counts racily, may
-  // see these Gs on neither list (one more goroutine alive, for a moment)
-  // but never on both (a live goroutine missed).
+  // The P's count drops first, so that gcount, which reads the counts
+  // racily, tends to see these Gs on neither list (one more goroutine
+  // alive, for a moment) rather than on both.
   pp->gFree.n.store(0, std::memory_order_relaxed);
   MutexGuard l(sched.gFree.lock);
   while (G* g = pp->gFree.list.pop()) gfputglobal_locked(g);
