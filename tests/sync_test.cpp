@@ -405,12 +405,18 @@ TEST(Cond, WaitWithoutTheMutexThrowsAndLosesNoSignal) {
 TEST(Cond, CancelledTicketBetweenWaitersIsSkipped) {
   run_checked([] {
     goro::runtime::NotifyList l;
+    goro::Mutex mu;  // guards woke
     std::vector<int> woke;
+    auto woken = [&] {
+      std::lock_guard<goro::Mutex> g(mu);
+      return woke;
+    };
     goro::WaitGroup wg;
     auto waiter = [&](std::uint32_t t, int who) {
       wg.add(1);
       goro::go([&, t, who] {
         goro::runtime::notifyListWait(&l, t);
+        std::lock_guard<goro::Mutex> g(mu);
         woke.push_back(who);
         wg.done();
       });
@@ -432,15 +438,18 @@ TEST(Cond, CancelledTicketBetweenWaitersIsSkipped) {
     ASSERT_TRUE(goro::testing::wait_until([&] { return queued() == 2; }));
     goro::runtime::notifyListCancel(&l, t1);
     goro::runtime::notifyListNotifyOne(&l);
-    ASSERT_TRUE(goro::testing::wait_until([&] { return woke.size() == 1; }));
-    EXPECT_EQ(woke[0], 0);
+    ASSERT_TRUE(goro::testing::wait_until([&] { return woken().size() == 1; }));
+    EXPECT_EQ(woken()[0], 0);
     goro::runtime::notifyListNotifyOne(&l);  // passes over the cancelled ticket
-    ASSERT_TRUE(goro::testing::wait_until([&] { return woke.size() == 2; }))
+    ASSERT_TRUE(goro::testing::wait_until([&] { return woken().size() == 2; }))
         << "a notification was lost on the cancelled ticket";
-    EXPECT_EQ(woke[1], 2);
+    EXPECT_EQ(woken()[1], 2);
     wg.wait();
     // Already notified when cancelled: the notification moves on.
-    woke.clear();
+    {
+      std::lock_guard<goro::Mutex> g(mu);
+      woke.clear();
+    }
     std::uint32_t t3 = goro::runtime::notifyListAdd(&l);
     std::uint32_t t4 = goro::runtime::notifyListAdd(&l);
     goro::runtime::notifyListNotifyOne(&l);  // to t3, which has not waited yet
@@ -448,8 +457,8 @@ TEST(Cond, CancelledTicketBetweenWaitersIsSkipped) {
     ASSERT_TRUE(goro::testing::wait_until([&] { return queued() == 1; }));
     goro::runtime::notifyListCancel(&l, t3);
     wg.wait();
-    ASSERT_EQ(woke.size(), 1u);
-    EXPECT_EQ(woke[0], 4);
+    ASSERT_EQ(woken().size(), 1u);
+    EXPECT_EQ(woken()[0], 4);
     goro::runtime::notifyListDestroy(&l);
   });
 }

@@ -1959,8 +1959,16 @@ void schedinit(int procs, std::int32_t maxthreads) {
 // yield, and the request is repeated here every 100 us (a new time slice
 // can clear it). An M in a system call is not waited for: its thread is
 // abandoned (M::insyscall) and leaves by itself once the call returns.
-// Returns the Ms that left (m0 too), to free, and the abandoned goroutines.
-void mleaveall(M* ms, std::vector<M*>& left, std::vector<G*>& abandoned) {
+// Returns the Ms that left (m0 too), to free, and what teardown needs of
+// the abandoned goroutines, read while their threads wait (kAbandoning):
+// from kAbandoned on, a G and its M are their thread's, which may free them.
+struct AbandonedG {
+  G* g;
+  Stack stack;
+  Timer* timer;
+};
+
+void mleaveall(M* ms, std::vector<M*>& left, std::vector<AbandonedG>& abandoned) {
   for (M* mp = ms; mp != nullptr;) {
     M* next = mp->alllink;  // an abandoned M is its thread's from kAbandoned on
     if (mp == m0) {
@@ -1976,7 +1984,8 @@ void mleaveall(M* ms, std::vector<M*>& left, std::vector<G*>& abandoned) {
       }
       std::uint32_t in = M::kInSyscall;
       if (mp->insyscall.compare_exchange_strong(in, M::kAbandoning, std::memory_order_acq_rel)) {
-        abandoned.push_back(mp->curg);
+        G* gp = mp->curg;
+        abandoned.push_back(AbandonedG{gp, gp->stack, gp->timer});
         pthread_detach(mp->thread);
         mp->insyscall.store(M::kAbandoned, std::memory_order_release);
         break;
@@ -2001,7 +2010,7 @@ void teardown() {
     ms = allm;
   }
   std::vector<M*> left;
-  std::vector<G*> abandoned;
+  std::vector<AbandonedG> abandoned;
   mleaveall(ms, left, abandoned);
   if (sched.sysmonstarted) pthread_join(sched.sysmonthread, nullptr);
   sched.sysmonstarted = false;
@@ -2023,10 +2032,10 @@ void teardown() {
     for (std::size_t i = 0; i < allp.created(); i++) timersDestroy(allp.slot(i)->timers);
     // A goroutine left in a system call is its thread's to free (but its
     // sleep timer, which the heaps just let go of); its stack stays mapped.
-    for (G* gp : abandoned) {
-      delete gp->timer;
-      keep.push_back(gp->stack);
-      allgs.erase(std::find(allgs.begin(), allgs.end(), gp));
+    for (const AbandonedG& a : abandoned) {
+      delete a.timer;
+      keep.push_back(a.stack);
+      allgs.erase(std::find(allgs.begin(), allgs.end(), a.g));
     }
     for (G* gp : allgs) {
       san::unpoison(gp->stack.lo, gp->stack.hi - gp->stack.lo);
