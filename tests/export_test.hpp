@@ -186,6 +186,18 @@ inline int goroutines_waiting(runtime::WaitReason r) {
   return n;
 }
 using runtime::WaitReason;
+// Whether the goroutine with id goid is parked (_Gwaiting), and why. The
+// status is read first: a parked G's id was written before it ran.
+inline bool goroutine_waiting(std::uint64_t goid, WaitReason* why = nullptr) {
+  runtime::MutexGuard l(runtime::allglock);
+  for (const G* gp : runtime::allgs) {
+    if (runtime::readgstatus(gp) == runtime::_Gwaiting && gp->goid == goid) {
+      if (why != nullptr) *why = gp->waitreason;
+      return true;
+    }
+  }
+  return false;
+}
 
 // Lines of /proc/self/maps: the process's memory mappings.
 inline int mapping_count() {
