@@ -218,20 +218,6 @@ inline std::int32_t current_p() {
   G* gp = runtime::getg();
   return gp == nullptr || gp->m->p == nullptr ? -1 : gp->m->p->id;
 }
-// The calling goroutine's P and that P's schedtick (a new time slice
-// starts on it each time execute runs a goroutine without inheriting the
-// slice): the same pair twice means no goroutine was scheduled on the P
-// in between, so the caller ran without being switched out.
-struct PTick {
-  std::int32_t p = -1;
-  std::uint32_t schedtick = 0;
-  bool operator==(const PTick&) const = default;
-};
-inline PTick current_p_tick() {
-  G* gp = runtime::getg();
-  if (gp == nullptr || gp->m->p == nullptr) return {};
-  return {gp->m->p->id, gp->m->p->schedtick.get()};
-}
 // Inside the body of goro::syscall/goro::blocking: whether the calling M
 // still has a P, held or reserved for a quick return (syscall keeps it in
 // _Psyscall; blocking hands it off before the body runs).
