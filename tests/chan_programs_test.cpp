@@ -218,15 +218,17 @@ TEST(GoChanPrograms, Select7EveryFormAgainstEveryForm) {
       for (std::size_t ri = 0; ri < recvs.size(); ri++) {
         const Send& s = sends[si];
         const Recv& r = recvs[ri];
-        SCOPED_TRACE("send form " + std::to_string(si) + ", receive form " + std::to_string(ri));
+        // (Not SCOPED_TRACE: gtest keeps traces per thread, and a goroutine
+        // may resume on another.)
+        const std::string forms = "send form " + std::to_string(si) + ", receive form " + std::to_string(ri);
         // The receiver first, parked (select7's own order).
         {
           Chan<int> c;
           Chan<int> got(1);
           goro::go([&, c, got]() mutable { got.send(r(c)); });
-          ASSERT_TRUE(goro::testing::wait_until([&] { return goro::testing::has_receiver(c); }));
+          ASSERT_TRUE(goro::testing::wait_until([&] { return goro::testing::has_receiver(c); })) << forms;
           s(c);
-          EXPECT_EQ(got.recv(), 1);
+          EXPECT_EQ(got.recv(), 1) << forms << ", receiver first";
         }
         // The sender first, parked.
         {
@@ -236,9 +238,9 @@ TEST(GoChanPrograms, Select7EveryFormAgainstEveryForm) {
             s(c);
             sent.send(true);
           });
-          ASSERT_TRUE(goro::testing::wait_until([&] { return goro::testing::has_sender(c); }));
-          EXPECT_EQ(r(c), 1);
-          EXPECT_EQ(sent.recv(), true);
+          ASSERT_TRUE(goro::testing::wait_until([&] { return goro::testing::has_sender(c); })) << forms;
+          EXPECT_EQ(r(c), 1) << forms << ", sender first";
+          EXPECT_EQ(sent.recv(), true) << forms;
         }
       }
     }

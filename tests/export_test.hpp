@@ -1,6 +1,8 @@
 // export_test.hpp — the runtime internals that tests and benchmarks reach
-// (Go's export_test.go idea): a park/ready Parker, a join Countdown, and
-// views of the stack pool, the mappings and the current M and P.
+// (Go's export_test.go idea): a park/ready Parker, a join Countdown, the
+// workload scale (GORO_TEST_SCALE), and views of the stack pool, the
+// mappings, the channels' wait queues, parked goroutines and their wait
+// reasons, timer heaps, the current M and P, and the process's threads.
 // Invariant: nothing here is public API; it is built on gopark/goready.
 #pragma once
 
@@ -13,6 +15,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include "goro/goro.hpp"
 #include "hchan.hpp"
@@ -234,8 +237,14 @@ inline int timers_in_heaps_from(std::size_t first) {
   return n;
 }
 
-// Threads of this process now (entries of /proc/self/task).
+// Threads of this process now (entries of /proc/self/task). TSan starts
+// a background thread of its own with the process's first thread: one is
+// made (and joined) before the first count, so that it counts always.
 inline int thread_count() {
+  if constexpr (runtime::san::kTsan) {
+    static const bool tsan_thread_started = (std::thread([] {}).join(), true);
+    (void)tsan_thread_started;
+  }
   DIR* d = opendir("/proc/self/task");
   if (d == nullptr) return -1;
   int n = 0;
