@@ -599,14 +599,16 @@ TEST(Stealing, SpreadsCpuBoundWorkToTwoMs) {
 // be lost (a lost wakeup hangs the test). Then handoffs that cross Ps by
 // construction: the waker keeps running for a while after each wakeup, so
 // the idle P's spinning M steals the wakee from runnext (after Go's ~3 us
-// back-off) and it resumes on another P than the one it parked on.
+// back-off) and it resumes on another P than the one it parked on. The
+// idle P's M must get a CPU for that: on a loaded machine the waker keeps
+// running longer (about 50 ms of spinning per attempt) until one crossed.
 TEST(Wakeups, MillionHandoffsAcrossPs) {
   const std::int64_t total = scaled(1000000, 20);
   constexpr int kPairs = 4;
   const std::int64_t per_pair = total / kPairs / 2;
   const std::int64_t slow_rounds = scaled(5000, 10);
   std::atomic<std::int64_t> handoffs{0}, cross{0};
-  std::int64_t expected = 0;
+  std::int64_t expected = 0, cross_by_construction = 0;
   auto spin = [](int us) {
     auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
     while (std::chrono::steady_clock::now() < until) {
@@ -646,20 +648,19 @@ TEST(Wakeups, MillionHandoffsAcrossPs) {
         };
         ping_pong(kPairs, per_pair, 0);
         expected += 2 * kPairs * per_pair;
-        // The idle P's M must be on a CPU to steal: on a loaded machine the
-        // waker keeps running longer each round (about 50 ms of spinning
-        // per round), until a wakee has crossed.
-        for (int spin_us = 10; spin_us <= 10000 && cross.load() == 0; spin_us *= 10) {
+        const std::int64_t cross_before = cross.load();
+        for (int spin_us = 10; spin_us <= 10000 && cross.load() == cross_before; spin_us *= 10) {
           std::int64_t rounds = std::max<std::int64_t>(slow_rounds * 10 / spin_us, 5);
           ping_pong(1, rounds, spin_us);
           expected += 2 * rounds;
         }
+        cross_by_construction = cross.load() - cross_before;
       },
       {.maxprocs = 2});
   std::printf("%lld handoffs, %lld of them resumed the wakee on another P\n", static_cast<long long>(handoffs.load()),
               static_cast<long long>(cross.load()));
   EXPECT_EQ(handoffs.load(), expected);
-  EXPECT_GT(cross.load(), 0) << "no handoff crossed Ps";
+  EXPECT_GT(cross_by_construction, 0) << "no handoff crossed Ps";
 }
 
 // Goroutines readied from a plain thread (no P: the global queue) and a
