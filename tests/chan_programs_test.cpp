@@ -11,6 +11,8 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -27,21 +29,31 @@ using goro::on_recv;
 using goro::on_send;
 using goro::testing::run_checked;
 
-// select3's testBlock: does f block (for 200 ms)? f runs in a goroutine
-// that is abandoned if it blocks, with what it holds: tests/lsan.supp
-// tells LeakSanitizer (select3_*, powser_*). As in Go, a second goroutine
-// sleeps and then says "it blocked".
+// select3's testBlock: does f block? f runs in a goroutine of its own,
+// which either returns or parks (on a channel or in a select) where
+// nothing here will ever wake it: then it is abandoned, with what it
+// holds (tests/lsan.supp tells LeakSanitizer: select3_*, powser_*). The
+// verdict is the goroutine's state, not a timeout, so a slow machine
+// cannot turn "returns" into "blocks".
 bool select3_blocks(std::function<void()> f) {
-  Chan<bool> c(2);
-  goro::go([c, f = std::move(f)]() mutable {
+  struct State {
+    std::atomic<std::uint64_t> goid{0};
+    std::atomic<bool> returned{false};
+  };
+  auto st = std::make_shared<State>();
+  goro::go([st, f = std::move(f)] {
+    st->goid = goro::goid();
     f();
-    c.try_send(false);
+    st->returned = true;
   });
-  goro::go([c]() mutable {
-    goro::sleep_for(200ms);
-    c.try_send(true);
-  });
-  return *c.recv();
+  bool parked = false;
+  EXPECT_TRUE(goro::testing::wait_until([&] {
+    if (st->returned.load()) return true;
+    std::uint64_t id = st->goid.load();
+    parked = id != 0 && goro::testing::goroutine_waiting(id);
+    return parked;
+  })) << "f neither returned nor blocked";
+  return parked;
 }
 
 bool throws_closed(const std::function<void()>& f) {
@@ -172,42 +184,65 @@ TEST(GoChanPrograms, Select6StaleCaseDoesNotStealASend) {
 }
 
 // select7: every form of receive (plain, one-case select, two-case
-// select) against every form of send.
+// select) against every form of send, each side's operation either the
+// first (parked, waiting for the other: seen on the channel's queue) or the
+// second: the value arrives and each select takes the case on c.
 TEST(GoChanPrograms, Select7EveryFormAgainstEveryForm) {
-  using Recv = std::function<void(Chan<int>)>;
-  using Send = std::function<void(const Recv&)>;
+  using Recv = std::function<int(Chan<int>)>;  // returns the value received
+  using Send = std::function<void(Chan<int>)>;
+  auto take = [](int& into) { return [&into](std::optional<int> v) { into = v.value_or(-2); }; };
   std::vector<Recv> recvs = {
-      [](Chan<int> c) { c.recv(); },
-      [](Chan<int> c) { goro::select(on_recv(c)); },
-      [](Chan<int> c) {
+      [](Chan<int> c) { return c.recv().value_or(-2); },
+      [&](Chan<int> c) {
+        int v = -1;
+        EXPECT_EQ(goro::select(on_recv(c, take(v))), 0u);
+        return v;
+      },
+      [&](Chan<int> c) {
         Chan<int> c2;
-        goro::select(on_recv(c), on_recv(c2));
+        int v = -1;
+        EXPECT_EQ(goro::select(on_recv(c, take(v)), on_recv(c2)), 0u);
+        return v;
       },
   };
   std::vector<Send> sends = {
-      [](const Recv& r) {
-        Chan<int> c;
-        goro::go(r, c);
-        goro::yield();
-        c.send(1);
-      },
-      [](const Recv& r) {
-        Chan<int> c;
-        goro::go(r, c);
-        goro::yield();
-        goro::select(on_send(c, 1));
-      },
-      [](const Recv& r) {
-        Chan<int> c;
-        goro::go(r, c);
-        goro::yield();
+      [](Chan<int> c) { c.send(1); },
+      [](Chan<int> c) { EXPECT_EQ(goro::select(on_send(c, 1)), 0u); },
+      [](Chan<int> c) {
         Chan<int> c2;
-        goro::select(on_send(c, 1), on_send(c2, 1));
+        EXPECT_EQ(goro::select(on_send(c, 1), on_send(c2, 1)), 0u);
       },
   };
   run_checked([&] {
-    for (auto& s : sends) {
-      for (auto& r : recvs) s(r);
+    for (std::size_t si = 0; si < sends.size(); si++) {
+      for (std::size_t ri = 0; ri < recvs.size(); ri++) {
+        const Send& s = sends[si];
+        const Recv& r = recvs[ri];
+        // (Not SCOPED_TRACE: gtest keeps traces per thread, and a goroutine
+        // may resume on another.)
+        const std::string forms = "send form " + std::to_string(si) + ", receive form " + std::to_string(ri);
+        // The receiver first, parked (select7's own order).
+        {
+          Chan<int> c;
+          Chan<int> got(1);
+          goro::go([&, c, got]() mutable { got.send(r(c)); });
+          ASSERT_TRUE(goro::testing::wait_until([&] { return goro::testing::has_receiver(c); })) << forms;
+          s(c);
+          EXPECT_EQ(got.recv(), 1) << forms << ", receiver first";
+        }
+        // The sender first, parked.
+        {
+          Chan<int> c;
+          Chan<bool> sent(1);
+          goro::go([&, c, sent]() mutable {
+            s(c);
+            sent.send(true);
+          });
+          ASSERT_TRUE(goro::testing::wait_until([&] { return goro::testing::has_sender(c); })) << forms;
+          EXPECT_EQ(r(c), 1) << forms << ", sender first";
+          EXPECT_EQ(sent.recv(), true) << forms;
+        }
+      }
     }
   });
 }

@@ -21,8 +21,15 @@ namespace {
 
 using namespace std::chrono_literals;
 using goro::Chan;
+using goro::testing::goroutines_waiting;
+using goro::testing::has_receiver;
+using goro::testing::has_sender;
+using goro::testing::recvq_kinds;
 using goro::testing::run_checked;
 using goro::testing::scaled;
+using goro::testing::sendq_kinds;
+using goro::testing::wait_until;
+using goro::testing::WaitReason;
 
 // TestChan: for unbuffered and buffered channels of several sizes.
 class ChanSizes : public ::testing::TestWithParam<int> {};
@@ -38,8 +45,9 @@ TEST_P(ChanSizes, RecvFromEmptyBlocksUntilSend) {
       recv = true;
       done.send(*v);
     });
-    for (int i = 0; i < 10; i++) goro::yield();
+    ASSERT_TRUE(wait_until([&] { return has_receiver(c) || recv.load(); }));
     EXPECT_FALSE(recv.load()) << "receive from empty channel did not block";
+    EXPECT_EQ(recvq_kinds(c), "g");
     c.send(7);
     EXPECT_EQ(done.recv(), 7);
   });
@@ -57,8 +65,9 @@ TEST_P(ChanSizes, SendBlocksWhenFullAndFifoOrder) {
       c.send(1000);
       sent = true;
     });
-    for (int i = 0; i < 10; i++) goro::yield();
+    ASSERT_TRUE(wait_until([&] { return has_sender(c) || sent.load(); }));
     EXPECT_FALSE(sent.load()) << "send to full channel did not block";
+    EXPECT_EQ(sendq_kinds(c), "g");
     for (std::size_t i = 0; i < cap; i++) EXPECT_EQ(c.recv(), static_cast<int>(i));
     EXPECT_EQ(c.recv(), 1000);
     while (!sent.load()) goro::yield();
@@ -86,7 +95,7 @@ TEST_P(ChanSizes, CloseWakesBlockedReceiversAndSenders) {
     Chan<int> c(cap);
     Chan<int> results(16);
     for (int i = 0; i < 3; i++) goro::go([&] { results.send(c.recv().has_value() ? 1 : 0); });
-    for (int i = 0; i < 20; i++) goro::yield();
+    ASSERT_TRUE(wait_until([&] { return recvq_kinds(c) == "ggg"; })) << "the receivers did not all block";
     c.close();
     for (int i = 0; i < 3; i++) EXPECT_EQ(results.recv(), 0);
     Chan<int> d(cap);
@@ -100,7 +109,7 @@ TEST_P(ChanSizes, CloseWakesBlockedReceiversAndSenders) {
           results.send(2);
         }
       });
-    for (int i = 0; i < 20; i++) goro::yield();
+    ASSERT_TRUE(wait_until([&] { return sendq_kinds(d) == "ggg"; })) << "the senders did not all block";
     d.close();
     for (int i = 0; i < 3; i++) EXPECT_EQ(results.recv(), 2);
   });
@@ -359,7 +368,8 @@ TEST(Chan, NilChannelBlocksForever) {
       Chan<int>::nil().recv();
       after = true;
     });
-    for (int i = 0; i < 10; i++) goro::yield();
+    ASSERT_TRUE(wait_until([&] { return goroutines_waiting(WaitReason::chan_receive_nil) == 1 || after.load(); }));
+    EXPECT_FALSE(after.load()) << "a receive from a nil channel returned";
   });
   EXPECT_FALSE(after.load());
 }
@@ -449,7 +459,7 @@ TEST(Chan, OutlivesTheRun) {
     // (It refers to the channel, holding no handle: what an abandoned
     // goroutine owns is never destroyed.)
     goro::go([&c] { c.send(6); });
-    for (int i = 0; i < 10; i++) goro::yield();
+    ASSERT_TRUE(wait_until([&] { return has_sender(c); }));
   });
   EXPECT_EQ(c.recv(), 5);
   EXPECT_EQ(c.try_recv(), std::nullopt) << "the abandoned sender's value must not appear";
@@ -477,9 +487,9 @@ TEST(Chan, AbandonedSenderLeavesTheQueueIntact) {
   std::thread t;
   goro::run([&] {
     goro::go([&c] { c.send(1); });  // abandoned, first in sendq
-    goro::yield();
-    t = std::thread([&c] { c.send(2); });                        // second in sendq
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let it block
+    ASSERT_TRUE(wait_until([&] { return sendq_kinds(c) == "g"; }));
+    t = std::thread([&c] { c.send(2); });  // second in sendq
+    ASSERT_TRUE(wait_until([&] { return sendq_kinds(c) == "gt"; })) << "sendq: " << sendq_kinds(c);
   });
   EXPECT_EQ(c.recv(), 2) << "the thread's value, not the abandoned goroutine's";
   t.join();

@@ -1,16 +1,21 @@
 // export_test.hpp — the runtime internals that tests and benchmarks reach
-// (Go's export_test.go idea): a park/ready Parker, a join Countdown, and
-// views of the stack pool, the mappings and the current M and P.
+// (Go's export_test.go idea): a park/ready Parker, a join Countdown, the
+// workload scale (GORO_TEST_SCALE), and views of the stack pool, the
+// mappings, the channels' wait queues, parked goroutines and their wait
+// reasons, timer heaps, the current M and P, and the process's threads.
 // Invariant: nothing here is public API; it is built on gopark/goready.
 #pragma once
 
+#include <dirent.h>
 #include <sys/resource.h>
 
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include "goro/goro.hpp"
 #include "hchan.hpp"
@@ -25,11 +30,33 @@ using runtime::G;
 
 inline constexpr bool kSanitized = runtime::san::kAsan || runtime::san::kTsan;
 
-// Scales a workload down under sanitizers: by divisor under TSan (~20x
-// slower, and a fiber per live goroutine), by a tenth of it under ASan
+// How far tests scale their workloads down. GORO_TEST_SCALE chooses when
+// set (the asan and tsan test presets set it): "sanitizer" scales as the
+// build's sanitizer needs (as TSan's in a plain build: the slowest), "full"
+// not at all; unset, the build decides (compile-time sanitizer detection).
+enum class TestScale { full, asan, tsan };
+inline TestScale test_scale() {
+  static const TestScale scale = [] {
+    TestScale build = runtime::san::kTsan ? TestScale::tsan : runtime::san::kAsan ? TestScale::asan : TestScale::full;
+    const char* env = std::getenv("GORO_TEST_SCALE");
+    if (env == nullptr || *env == '\0') return build;
+    std::string v(env);
+    if (v == "sanitizer") return build == TestScale::full ? TestScale::tsan : build;
+    if (v == "full") return TestScale::full;
+    std::fprintf(stderr, "GORO_TEST_SCALE=%s: expected \"sanitizer\" or \"full\"\n", env);
+    std::abort();
+  }();
+  return scale;
+}
+// Whether tests run scaled down (and slowed down): timing margins start wider.
+inline bool scaled_down() { return test_scale() != TestScale::full; }
+
+// Scales a workload down (test_scale): by divisor at TSan scale (~20x
+// slower, and a fiber per live goroutine), by a tenth of it at ASan scale
 // (~2-3x slower).
 inline std::int64_t scaled(std::int64_t n, std::int64_t sanitizer_divisor = 50) {
-  std::int64_t d = runtime::san::kTsan ? sanitizer_divisor : runtime::san::kAsan ? (sanitizer_divisor + 9) / 10 : 1;
+  TestScale t = test_scale();
+  std::int64_t d = t == TestScale::tsan ? sanitizer_divisor : t == TestScale::asan ? (sanitizer_divisor + 9) / 10 : 1;
   std::int64_t s = n / d;
   return s < 1 ? 1 : s;
 }
@@ -127,6 +154,54 @@ bool has_sender(const goro::Chan<T>& ch) {
   return !ch.raw()->sendq.empty();
 }
 
+// Who is blocked receiving from / sending to ch, first to last: one letter
+// per waiter, 'g' for a goroutine, 't' for a plain thread. Under the
+// channel's lock, as has_receiver.
+inline std::string waitq_kinds(const runtime::WaitQ& q) {
+  std::string kinds;
+  for (runtime::Sudog* sg = q.first.load(std::memory_order_relaxed); sg != nullptr; sg = sg->next) {
+    kinds += sg->g->threadnote != nullptr ? 't' : 'g';
+  }
+  return kinds;
+}
+template <class T>
+std::string recvq_kinds(const goro::Chan<T>& ch) {
+  runtime::MutexGuard l(ch.raw()->lock);
+  return waitq_kinds(ch.raw()->recvq);
+}
+template <class T>
+std::string sendq_kinds(const goro::Chan<T>& ch) {
+  runtime::MutexGuard l(ch.raw()->lock);
+  return waitq_kinds(ch.raw()->sendq);
+}
+
+// Goroutines of the current run parked with reason r (what the goroutine
+// dump shows as [r]). A goroutine counts from the moment it is _Gwaiting,
+// which is before its park is committed: use it for goroutines that stay
+// parked until the test releases them. Reads waitreason as the dump does
+// (after an acquire load of the status that the park's CAS released).
+inline int goroutines_waiting(runtime::WaitReason r) {
+  runtime::MutexGuard l(runtime::allglock);
+  int n = 0;
+  for (const G* gp : runtime::allgs) {
+    if (runtime::readgstatus(gp) == runtime::_Gwaiting && gp->waitreason == r) n++;
+  }
+  return n;
+}
+using runtime::WaitReason;
+// Whether the goroutine with id goid is parked (_Gwaiting), and why. The
+// status is read first: a parked G's id was written before it ran.
+inline bool goroutine_waiting(std::uint64_t goid, WaitReason* why = nullptr) {
+  runtime::MutexGuard l(runtime::allglock);
+  for (const G* gp : runtime::allgs) {
+    if (runtime::readgstatus(gp) == runtime::_Gwaiting && gp->goid == goid) {
+      if (why != nullptr) *why = gp->waitreason;
+      return true;
+    }
+  }
+  return false;
+}
+
 // Lines of /proc/self/maps: the process's memory mappings.
 inline int mapping_count() {
   std::ifstream f("/proc/self/maps");
@@ -145,6 +220,39 @@ inline std::int64_t current_m() {
 inline std::int32_t current_p() {
   G* gp = runtime::getg();
   return gp == nullptr || gp->m->p == nullptr ? -1 : gp->m->p->id;
+}
+// Inside the body of goro::syscall/goro::blocking: whether the calling M
+// still has a P, held or reserved for a quick return (syscall keeps it in
+// _Psyscall; blocking hands it off before the body runs).
+inline bool syscall_keeps_p() {
+  G* gp = runtime::getg();
+  return gp != nullptr && (gp->m->p != nullptr || gp->m->oldp != nullptr);
+}
+
+// Heap entries (live and stale) in the timer heaps of the Ps numbered
+// first and up.
+inline int timers_in_heaps_from(std::size_t first) {
+  int n = 0;
+  for (std::size_t i = first; i < runtime::allp.size(); i++) n += runtime::allp[i]->timers.len.load();
+  return n;
+}
+
+// Threads of this process now (entries of /proc/self/task). TSan starts
+// a background thread of its own with the process's first thread: one is
+// made (and joined) before the first count, so that it counts always.
+inline int thread_count() {
+  if constexpr (runtime::san::kTsan) {
+    static const bool tsan_thread_started = (std::thread([] {}).join(), true);
+    (void)tsan_thread_started;
+  }
+  DIR* d = opendir("/proc/self/task");
+  if (d == nullptr) return -1;
+  int n = 0;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] != '.') n++;
+  }
+  closedir(d);
+  return n;
 }
 
 }  // namespace goro::testing

@@ -225,25 +225,39 @@ TEST(LockOSThread, MainReturnsWhileLocked) {
             5);
 }
 
-// A goroutine that happens to run on m0 and exits locked wedges m0 until
-// the run ends (m0 must return from run); the run still ends normally.
+// A goroutine that runs on m0 and exits locked wedges m0 until the run
+// ends (m0 must return from run); the run still ends normally. The new
+// goroutine starts in runnext of main's P, so it runs on m0 as soon as
+// main (on m0) parks: the first try nearly always lands there.
 TEST(LockOSThread, ExitLockedOnM0DoesNotLoseRun) {
   pid_t caller = gettid_();
+  bool on_m0_exited = false;
   int rc = goro::run(
       [&] {
-        std::atomic<bool> on_m0_exited{false};
-        for (int i = 0; i < 20 && !on_m0_exited.load(); i++) {
+        EXPECT_EQ(gettid_(), caller) << "main starts on m0";
+        std::atomic<bool> on_m0{false};
+        for (int i = 0; i < 100 && !on_m0.load(); i++) {
           Countdown cd(1);
           goro::go([&] {
             goro::lock_os_thread();
-            if (gettid_() == caller) on_m0_exited = true;
+            if (gettid_() == caller) on_m0 = true;
             cd.done();
           });
           cd.wait();
           goro::sleep_for(1ms);
         }
+        on_m0_exited = on_m0.load();
+        // The run goes on without m0.
+        Countdown cd(10);
+        for (int i = 0; i < 10; i++) goro::go([&] { cd.done(); });
+        cd.wait();
+        if (on_m0_exited) {
+          EXPECT_NE(gettid_(), caller) << "main resumed on the wedged m0";
+        }
         return 9;
       },
       {.maxprocs = 2});
+  EXPECT_TRUE(on_m0_exited) << "no goroutine exited locked on m0";
   EXPECT_EQ(rc, 9);
+  EXPECT_EQ(gettid_(), caller);
 }

@@ -6,8 +6,10 @@
 
 #include <atomic>
 #include <chrono>
-#include <set>
+#include <cstdio>
+#include <map>
 #include <thread>
+#include <vector>
 
 #include "fixtures.hpp"
 #include "goro/goro.hpp"
@@ -61,69 +63,137 @@ TEST(MaxProcsResize, GrowingRunsGoroutinesInParallel) {
 }
 
 // Shrinking moves what the removed Ps held: runnable goroutines, sleeping
-// goroutines' timers, and Timer channels all still deliver.
+// goroutines' timers, and Timer channels all still deliver. The timers
+// are long enough to be pending when the Ps go, and some of them must be
+// on the Ps that go: where the goroutines ran is up to the scheduler, so
+// a round in which they all stayed on P0 is waited out and tried again.
 TEST(MaxProcsResize, ShrinkingLosesNothing) {
   run_checked(
       [] {
         const int n = 200;
-        Countdown cd(n);
-        std::atomic<int> woke{0};
-        for (int i = 0; i < n; i++) {
-          goro::go([&, i] {
-            if (i % 2 == 0) {
-              goro::sleep_for(std::chrono::milliseconds(20 + i % 30));
-            } else {
-              goro::Timer t(std::chrono::milliseconds(10 + i % 40));
-              t.channel().recv();
-            }
-            woke++;
-            cd.done();
-          });
+        const int base_ms = goro::testing::scaled_down() ? 1000 : 200;
+        bool shrunk = false;
+        for (int round = 0; round < 10 && !shrunk; round++) {
+          Countdown cd(n);
+          std::atomic<int> woke{0};
+          for (int i = 0; i < n; i++) {
+            goro::go([&, i, base_ms] {
+              goro::yield();  // through the global queue: any P may take it
+              if (i % 2 == 0) {
+                goro::sleep_for(std::chrono::milliseconds(base_ms + i % 30));
+              } else {
+                goro::Timer t(std::chrono::milliseconds(base_ms + i % 40));
+                t.channel().recv();
+              }
+              woke++;
+              cd.done();
+            });
+          }
+          // Every goroutine has its timer in a heap.
+          ASSERT_TRUE(wait_until([&] { return goro::testing::timers_in_heaps() >= n || woke.load() > 0; }));
+          int on_removed = goro::testing::timers_in_heaps_from(1);
+          std::printf("round %d: %d timers on the Ps that go, %d fired already\n", round, on_removed, woke.load());
+          if (woke.load() == 0 && on_removed > 0) {
+            EXPECT_EQ(goro::maxprocs(1), 4);
+            shrunk = true;
+          }
+          cd.wait();
+          EXPECT_EQ(woke.load(), n);
         }
-        goro::sleep_for(5ms);  // let the timers spread over the Ps' heaps
-        EXPECT_EQ(goro::maxprocs(1), 4);
-        cd.wait();
-        EXPECT_EQ(woke.load(), n);
+        EXPECT_TRUE(shrunk) << "in 10 rounds, no timer was pending on the Ps that go";
       },
       {.maxprocs = 4});
 }
 
 // main returning while another goroutine stops the world ends the run
-// (the stopping goroutine does not wait for Ps that left).
+// (the stopping goroutine does not wait for Ps that left): every run
+// returns main's result, and in some of them the world had been stopped
+// (and was being stopped again) when main returned.
 TEST(MaxProcsResize, MainReturningDuringStopTheWorldEndsTheRun) {
   const int runs = static_cast<int>(scaled(200, 10));
+  std::atomic<bool> go_on{true};
+  std::atomic<int> changes{0};  // outlive the abandoned goroutines
+  int runs_with_changes = 0;
   for (int r = 0; r < runs; r++) {
-    std::atomic<bool> go_on{true};
-    goro::run(
+    go_on = true;
+    changes = 0;
+    int rc = goro::run(
         [&] {
           goro::go([&] {
-            for (int i = 0; go_on.load(); i++) goro::maxprocs(2 + i % 2);
+            for (int i = 0; go_on.load(); i++) {
+              goro::maxprocs(2 + i % 2);
+              changes++;
+            }
           });
           goro::go([&] {
             for (;;) goro::yield();
           });
           for (int i = 0; i < r % 7; i++) goro::yield();
+          return 100 + r;
         },
         {.maxprocs = 2});
     go_on = false;
+    EXPECT_EQ(rc, 100 + r);
+    if (changes.load() > 0) runs_with_changes++;
   }
+  std::printf("%d of %d runs ended after the world had been stopped\n", runs_with_changes, runs);
+  EXPECT_GT(runs_with_changes, 0) << "main always returned before any stop-the-world";
+  EXPECT_EQ(goro::testing::stacks_in_use(), 0u);
 }
 
-// Two goroutines change maxprocs at once: the calls are serialized.
+// Two goroutines change maxprocs at once: the calls are serialized. Each
+// call sets a value no other call sets, and returns the previous value. In
+// a serial history the calls form one chain: from the initial 2, each
+// value is returned by exactly one call (the next one), except the last
+// one set, which maxprocs() returns at the end; the chain visits every
+// call, and each goroutine's calls in the order it made them.
 TEST(MaxProcsResize, ConcurrentCallersAreSerialized) {
+  constexpr int kPer = 40, kFirst = 3;
   run_checked(
       [] {
+        std::vector<int> before(kFirst + 2 * kPer, -1);  // before[v]: what the call that set v returned
         Countdown cd(2);
+        goro::Chan<bool> start;
         for (int w = 0; w < 2; w++) {
           goro::go([&, w] {
-            for (int i = 0; i < 200; i++) goro::maxprocs(1 + (i + w) % 3);
+            start.recv();
+            for (int i = 0; i < kPer; i++) {
+              int v = kFirst + w * kPer + i;
+              before[static_cast<std::size_t>(v)] = goro::maxprocs(v);
+              goro::yield();  // let the other one in
+            }
             cd.done();
           });
         }
+        ASSERT_TRUE(wait_until([&] { return goro::testing::recvq_kinds(start) == "gg"; }));
+        start.close();  // both at once
         cd.wait();
-        int p = goro::maxprocs();
-        EXPECT_GE(p, 1);
-        EXPECT_LE(p, 3);
+        int last = goro::maxprocs();
+        std::map<int, int> next;  // u -> the value set by the call that returned u
+        for (int v = kFirst; v < kFirst + 2 * kPer; v++) {
+          int u = before[static_cast<std::size_t>(v)];
+          EXPECT_EQ(next.count(u), 0u) << "two calls returned " << u << " (" << next[u] << " and " << v << ")";
+          next[u] = v;
+        }
+        std::vector<int> order;
+        for (int u = 2; next.count(u) != 0 && order.size() <= static_cast<std::size_t>(2 * kPer);) {
+          u = next[u];
+          order.push_back(u);
+        }
+        EXPECT_EQ(order.size(), static_cast<std::size_t>(2 * kPer)) << "the calls do not form one chain";
+        if (!order.empty()) {
+          EXPECT_EQ(order.back(), last);
+        }
+        int seen[2] = {kFirst - 1, kFirst + kPer - 1};  // each goroutine's last value so far
+        int switches = 0;                               // between the goroutines along the chain
+        for (std::size_t k = 0; k < order.size(); k++) {
+          int w = (order[k] - kFirst) / kPer;
+          EXPECT_GT(order[k], seen[w]) << "goroutine " << w << "'s calls out of order";
+          seen[w] = order[k];
+          if (k > 0 && w != (order[k - 1] - kFirst) / kPer) switches++;
+        }
+        std::printf("the chain switches between the two callers %d times\n", switches);
+        EXPECT_GT(switches, 1) << "the two callers never took turns";
       },
       {.maxprocs = 2});
 }

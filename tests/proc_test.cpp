@@ -5,15 +5,22 @@
 #include <gtest/gtest.h>
 #include <sched.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -66,12 +73,125 @@ TEST(Run, MaxprocsOption) {
   goro::run([] { EXPECT_EQ(goro::maxprocs(), 1); }, {.maxprocs = 1});
 }
 
+// The CPU limit of this process's cgroups, found here on its own: the
+// cgroup hierarchy that has the cpu controller (v1), else the unified one
+// (v2), located through /proc/self/mountinfo; the smallest quota/period on
+// the path from this process's cgroup up to the hierarchy's root. 0: none.
+struct CpuCgroup {
+  bool v2 = false;
+  std::string mount;  // where the hierarchy is mounted
+  std::string dir;    // this process's cgroup in it
+};
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> parts;
+  std::stringstream ss(s);
+  for (std::string part; std::getline(ss, part, sep);) parts.push_back(part);
+  return parts;
+}
+
+bool has_token(const std::string& list, const std::string& token) {
+  auto parts = split(list, ',');
+  return std::find(parts.begin(), parts.end(), token) != parts.end();
+}
+
+std::optional<CpuCgroup> cpu_cgroup() {
+  // /proc/self/cgroup: "hierarchy-id:controllers:path"; v2's controllers are empty.
+  std::string v1_path, v2_path;
+  bool have_v1 = false, have_v2 = false;
+  std::ifstream cg("/proc/self/cgroup");
+  for (std::string line; std::getline(cg, line);) {
+    auto first = line.find(':'), second = line.find(':', first + 1);
+    if (first == std::string::npos || second == std::string::npos) continue;
+    std::string controllers = line.substr(first + 1, second - first - 1), path = line.substr(second + 1);
+    if (controllers.empty()) {
+      have_v2 = true;
+      v2_path = path;
+    } else if (has_token(controllers, "cpu")) {
+      have_v1 = true;
+      v1_path = path;
+    }
+  }
+  // /proc/self/mountinfo: "id parent dev root mountpoint opts [tags] - fstype source superopts".
+  std::optional<CpuCgroup> v1, v2;
+  std::ifstream mi("/proc/self/mountinfo");
+  for (std::string line; std::getline(mi, line);) {
+    auto dash = line.find(" - ");
+    if (dash == std::string::npos) continue;
+    auto left = split(line.substr(0, dash), ' '), right = split(line.substr(dash + 3), ' ');
+    if (left.size() < 5 || right.size() < 3) continue;
+    const std::string &root = left[3], &mount = left[4], &fstype = right[0], &superopts = right[2];
+    auto dir_of = [&](const std::string& path) {
+      // The path as the mount shows it (a cgroup namespace or a bind mount
+      // may mount a subtree: the path then starts with the mount's root).
+      if (root == "/") return mount + (path == "/" ? "" : path);
+      if (path.rfind(root, 0) == 0) return mount + path.substr(root.size());
+      return mount;
+    };
+    if (fstype == "cgroup" && have_v1 && has_token(superopts, "cpu") && !v1)
+      v1 = CpuCgroup{false, mount, dir_of(v1_path)};
+    if (fstype == "cgroup2" && have_v2 && !v2) v2 = CpuCgroup{true, mount, dir_of(v2_path)};
+  }
+  return v1 ? v1 : v2;
+}
+
+double cgroup_cpu_limit() {
+  auto cg = cpu_cgroup();
+  if (!cg) return 0;
+  double limit = 0;
+  for (std::string dir = cg->dir;;) {
+    double quota = 0, period = 0;
+    if (cg->v2) {
+      std::ifstream f(dir + "/cpu.max");
+      std::string q;
+      if (f >> q >> period && q != "max") quota = std::stod(q);
+    } else {
+      std::ifstream fq(dir + "/cpu.cfs_quota_us"), fp(dir + "/cpu.cfs_period_us");
+      if (!(fq >> quota && fp >> period)) quota = 0;
+    }
+    if (quota > 0 && period > 0 && (limit == 0 || quota / period < limit)) limit = quota / period;
+    if (dir.size() <= cg->mount.size()) break;
+    dir = dir.substr(0, dir.find_last_of('/'));
+  }
+  return limit;
+}
+
+int affinity_cpus() {
+  cpu_set_t set;
+  return sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : -1;
+}
+
+// What run() should choose: the CPUs in the affinity mask, fewer if the
+// cgroup CPU quota is lower (rounded up), at least 1.
+int expected_default_maxprocs() {
+  int n = affinity_cpus();
+  double limit = cgroup_cpu_limit();
+  if (limit > 0) n = std::min(n, static_cast<int>(std::ceil(limit)));
+  return std::max(n, 1);
+}
+
+// GOMAXPROCS unset for a while (it overrides the default).
+struct NoGomaxprocsEnv {
+  std::optional<std::string> saved;
+  NoGomaxprocsEnv() {
+    if (const char* v = std::getenv("GOMAXPROCS")) saved = v;
+    unsetenv("GOMAXPROCS");
+  }
+  ~NoGomaxprocsEnv() {
+    if (saved) setenv("GOMAXPROCS", saved->c_str(), 1);
+  }
+};
+
 TEST(Run, DefaultMaxprocsIsTheCpusThisThreadMayUse) {
+  NoGomaxprocsEnv no_env;
+  int expected = expected_default_maxprocs();
+  std::printf("affinity: %d CPUs, cgroup CPU limit: %.2f (0: none) -> %d Ps\n", affinity_cpus(), cgroup_cpu_limit(),
+              expected);
+  goro::run([&] { EXPECT_EQ(goro::maxprocs(), expected); });
+  EXPECT_EQ(goro::maxprocs(), expected) << "outside a runtime: what run() would choose";
+  // Restricted to one CPU (as by taskset), run() chooses one P.
   cpu_set_t saved;
   ASSERT_EQ(sched_getaffinity(0, sizeof saved, &saved), 0);
-  goro::run([&] { EXPECT_EQ(goro::maxprocs(), CPU_COUNT(&saved)); });
-  EXPECT_EQ(goro::maxprocs(), CPU_COUNT(&saved)) << "outside a runtime: what run() would choose";
-  // Restricted to one CPU (as by taskset), run() chooses one P.
   cpu_set_t one;
   CPU_ZERO(&one);
   for (int c = 0; c < CPU_SETSIZE; c++) {
@@ -87,19 +207,126 @@ TEST(Run, DefaultMaxprocsIsTheCpusThisThreadMayUse) {
   EXPECT_EQ(procs, 1);
 }
 
+// A cgroup (v1) made for the test, with a CPU quota. A thread moves in
+// alone in cgroup v1 (its id written to `tasks`), and /proc/self/cgroup
+// shows the main thread's cgroups: the main thread moving in is what the
+// runtime sees, and the Ms that run() starts are created inside.
+class QuotaCgroup {
+ public:
+  QuotaCgroup(const std::string& parent, const std::string& name) {
+    std::string d = parent + "/" + name;
+    if (mkdir(d.c_str(), 0755) == 0) dir_ = d;
+  }
+  ~QuotaCgroup() {
+    if (!dir_.empty()) rmdir(dir_.c_str());
+  }
+  QuotaCgroup(const QuotaCgroup&) = delete;
+  QuotaCgroup& operator=(const QuotaCgroup&) = delete;
+  bool made() const { return !dir_.empty(); }
+  const std::string& dir() const { return dir_; }
+  // quota_us < 0: no quota of its own.
+  bool set_quota(long quota_us, long period_us = 100000) {
+    return write(dir_ + "/cpu.cfs_period_us", std::to_string(period_us)) &&
+           write(dir_ + "/cpu.cfs_quota_us", std::to_string(quota_us));
+  }
+  // Moves the calling thread into dir.
+  static bool enter(const std::string& dir) {
+    return write(dir + "/tasks", std::to_string(static_cast<long>(::syscall(SYS_gettid))));
+  }
+
+ private:
+  static bool write(const std::string& file, const std::string& value) {
+    std::ofstream f(file);
+    f << value << std::flush;
+    return static_cast<bool>(f);
+  }
+  std::string dir_;
+};
+
+// The quota path: run() chooses fewer Ps than CPUs when the CPU quota of
+// the process's cgroup, or of any cgroup above it, is lower; a fraction of
+// a CPU rounds up; the smallest quota on the path wins; a quota above the
+// CPU count changes nothing. Needs a cgroup v1 cpu hierarchy in which this
+// process may make cgroups (root, as in the project's VM) and two CPUs.
+TEST(Run, DefaultMaxprocsFollowsTheCgroupCpuQuota) {
+  NoGomaxprocsEnv no_env;
+  auto cg = cpu_cgroup();
+  if (!cg || cg->v2) GTEST_SKIP() << "no cgroup v1 cpu hierarchy (cgroup v2 moves whole processes only)";
+  if (::syscall(SYS_gettid) != getpid()) GTEST_SKIP() << "not on the main thread";
+  const int cpus = affinity_cpus();
+  if (cpus < 2) GTEST_SKIP() << "one CPU: a quota cannot lower the count";
+  if (double above = cgroup_cpu_limit(); above > 0 && std::ceil(above) < cpus) {
+    GTEST_SKIP() << "this process's cgroups already limit it to " << above << " CPUs";
+  }
+  const std::string home = cg->dir;
+  QuotaCgroup outer(home, "goro_quota_test_" + std::to_string(getpid()));
+  if (!outer.made()) GTEST_SKIP() << "cannot make a cgroup under " << home;
+  QuotaCgroup inner(outer.dir(), "inner");
+  ASSERT_TRUE(inner.made());
+  struct Case {
+    long outer_quota, inner_quota;  // microseconds per 100 ms; -1: none
+    int expected;
+    const char* what;
+  };
+  const long cpu = 100000;
+  const Case cases[] = {
+      {-1, -1, cpus, "no quota"},
+      {-1, cpu / 2, 1, "half a CPU on its own cgroup"},
+      {cpu / 2, -1, 1, "half a CPU on the cgroup above"},
+      {cpu * 3 / 2, -1, 2, "1.5 CPUs round up to 2"},
+      {cpu * 3 / 2, cpu / 2, 1, "the smallest quota on the path"},
+      {cpu * (cpus + 2), -1, cpus, "a quota above the CPU count"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    // v1 refuses a child quota above its parent's: lift the child's first.
+    ASSERT_TRUE(inner.set_quota(-1));
+    ASSERT_TRUE(outer.set_quota(c.outer_quota));
+    ASSERT_TRUE(inner.set_quota(c.inner_quota));
+    int procs = -1, outside = -1;
+    {
+      struct GoHome {
+        const std::string& home;
+        ~GoHome() { EXPECT_TRUE(QuotaCgroup::enter(home)) << "moving back to " << home; }
+      } go_home{home};
+      ASSERT_TRUE(QuotaCgroup::enter(inner.dir()));
+      procs = goro::run([] { return goro::maxprocs(); });
+      outside = goro::maxprocs();
+    }
+    EXPECT_EQ(procs, c.expected);
+    EXPECT_EQ(outside, c.expected) << "outside a runtime: what run() would choose";
+  }
+}
+
+// When main returns, run() returns although other goroutines are alive
+// and would go on (one runnable, yielding in a loop; one waking from
+// sleeps), and nothing of them runs again: their counts stop.
 TEST(Run, ReturningMainAbandonsOtherGoroutines) {
-  // What an abandoned goroutine owns is never destroyed (nothing of it runs
-  // again, as in Go), so it holds nothing on the heap here.
-  std::atomic<bool> resumed{false};
-  Parker parker;
-  goro::run([&] {
-    goro::go([&] {
-      parker.park();
-      resumed = true;  // never: main returns first and nothing runs again
-    });
-    goro::yield();
-  });
-  EXPECT_FALSE(resumed.load());
+  // What an abandoned goroutine owns is never destroyed (as in Go), so
+  // these hold nothing on the heap.
+  std::atomic<std::int64_t> spins{0}, naps{0};
+  goro::run(
+      [&] {
+        goro::go([&] {
+          for (;;) {
+            spins++;
+            goro::yield();
+          }
+        });
+        goro::go([&] {
+          for (;;) {
+            goro::sleep_for(1ms);
+            naps++;
+          }
+        });
+        // Both are under way.
+        ASSERT_TRUE(goro::testing::wait_until([&] { return spins.load() > 0 && naps.load() > 0; }));
+      },
+      {.maxprocs = 2});
+  std::int64_t spins_at_return = spins.load(), naps_at_return = naps.load();
+  std::this_thread::sleep_for(50ms);  // many naps' worth
+  EXPECT_EQ(spins.load(), spins_at_return) << "the yielding goroutine ran after run() returned";
+  EXPECT_EQ(naps.load(), naps_at_return) << "the sleeping goroutine woke after run() returned";
 }
 
 TEST(Go, ArgumentsAreDecayCopiedAndPassedAsRvalues) {
@@ -240,7 +467,41 @@ TEST(Goexit, IsNotCaughtAsStdException) {
 
 TEST(Goexit, OutsideAGoroutineThrows) { EXPECT_THROW(goro::goexit(), std::logic_error); }
 
-TEST(Yield, OnAPlainThreadYieldsTheThread) { goro::yield(); }
+// On a plain thread, yield gives the CPU up: with this thread and a
+// spinning one pinned to the same CPU, the spinner gets to run between
+// the yields. (A yield that did nothing would return at once, and the
+// spinner could only get in when a timer tick preempts this thread.)
+TEST(Yield, OnAPlainThreadYieldsTheThread) {
+  cpu_set_t saved;
+  ASSERT_EQ(sched_getaffinity(0, sizeof saved, &saved), 0);
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  for (int c = 0; c < CPU_SETSIZE; c++) {
+    if (CPU_ISSET(c, &saved)) {
+      CPU_SET(c, &one);
+      break;
+    }
+  }
+  ASSERT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
+  std::atomic<std::int64_t> spins{0};
+  std::atomic<bool> stop{false};
+  std::thread spinner([&] {  // inherits the affinity: the same CPU
+    while (!stop.load(std::memory_order_relaxed)) spins.fetch_add(1, std::memory_order_relaxed);
+  });
+  while (spins.load() == 0) std::this_thread::sleep_for(1ms);
+  constexpr int kYields = 100;
+  int spinner_ran = 0;
+  for (int i = 0; i < kYields; i++) {
+    std::int64_t before = spins.load();
+    goro::yield();
+    if (spins.load() != before) spinner_ran++;
+  }
+  stop = true;
+  spinner.join();
+  ASSERT_EQ(sched_setaffinity(0, sizeof saved, &saved), 0);
+  std::printf("the spinner ran during %d of %d yields\n", spinner_ran, kYields);
+  EXPECT_GE(spinner_ran, kYields / 10) << "yield on a plain thread did not let another thread run";
+}
 
 TEST(Yield, TwoGoroutinesAlternateOnOneP) {
   run_checked(
@@ -400,13 +661,16 @@ TEST(Stealing, SpreadsCpuBoundWorkToTwoMs) {
 // be lost (a lost wakeup hangs the test). Then handoffs that cross Ps by
 // construction: the waker keeps running for a while after each wakeup, so
 // the idle P's spinning M steals the wakee from runnext (after Go's ~3 us
-// back-off) and it resumes on another P than the one it parked on.
+// back-off) and it resumes on another P than the one it parked on. The
+// idle P's M must get a CPU for that: on a loaded machine the waker keeps
+// running longer (about 50 ms of spinning per attempt) until one crossed.
 TEST(Wakeups, MillionHandoffsAcrossPs) {
   const std::int64_t total = scaled(1000000, 20);
   constexpr int kPairs = 4;
   const std::int64_t per_pair = total / kPairs / 2;
   const std::int64_t slow_rounds = scaled(5000, 10);
   std::atomic<std::int64_t> handoffs{0}, cross{0};
+  std::int64_t expected = 0, cross_by_construction = 0;
   auto spin = [](int us) {
     auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
     while (std::chrono::steady_clock::now() < until) {
@@ -445,13 +709,20 @@ TEST(Wakeups, MillionHandoffsAcrossPs) {
           cd.wait();
         };
         ping_pong(kPairs, per_pair, 0);
-        ping_pong(1, slow_rounds, 10);
+        expected += 2 * kPairs * per_pair;
+        const std::int64_t cross_before = cross.load();
+        for (int spin_us = 10; spin_us <= 10000 && cross.load() == cross_before; spin_us *= 10) {
+          std::int64_t rounds = std::max<std::int64_t>(slow_rounds * 10 / spin_us, 5);
+          ping_pong(1, rounds, spin_us);
+          expected += 2 * rounds;
+        }
+        cross_by_construction = cross.load() - cross_before;
       },
       {.maxprocs = 2});
   std::printf("%lld handoffs, %lld of them resumed the wakee on another P\n", static_cast<long long>(handoffs.load()),
               static_cast<long long>(cross.load()));
-  EXPECT_EQ(handoffs.load(), 2 * kPairs * per_pair + 2 * slow_rounds);
-  EXPECT_GT(cross.load(), 0) << "no handoff crossed Ps";
+  EXPECT_EQ(handoffs.load(), expected);
+  EXPECT_GT(cross_by_construction, 0) << "no handoff crossed Ps";
 }
 
 // Goroutines readied from a plain thread (no P: the global queue) and a
@@ -481,30 +752,38 @@ TEST(Wakeups, ForeignThreadHandoffs) {
       {.maxprocs = 2, .checkdead = false});
 }
 
-// Idle is idle: with nothing runnable the runtime's threads sleep.
+// Idle is idle: with nothing runnable the runtime's threads sleep. The CPU
+// time of a busy-waiting runtime is the length of the measurement; a
+// loaded machine may add a little (threads still settling), so a failed
+// measurement is repeated with a higher bound.
 TEST(Idle, UsesNoCpuWithNothingRunnable) {
   if (goro::testing::kSanitized) GTEST_SKIP() << "sanitizer runtimes run background threads of their own";
-  double cpu_ms = -1;
   run_checked(
       [&] {
         // Start some threads first, so that there are idle Ms to misbehave.
         Countdown cd(8);
         for (int i = 0; i < 8; i++) goro::go([&] { cd.done(); });
         cd.wait();
-        Parker main;
-        std::thread t([&] {
-          std::this_thread::sleep_for(100ms);  // let everything settle
-          double before = goro::testing::process_cpu_ms();
-          std::this_thread::sleep_for(1s);
-          cpu_ms = goro::testing::process_cpu_ms() - before;
-          main.unpark();
-        });
-        main.park();
-        t.join();
+        EXPECT_TRUE(goro::testing::with_growing_margin(3, [](int k) -> std::string {
+          double cpu_ms = -1;
+          Parker main;
+          std::thread t([&] {
+            std::this_thread::sleep_for(100ms);  // let everything settle
+            double before = goro::testing::process_cpu_ms();
+            std::this_thread::sleep_for(1s);
+            cpu_ms = goro::testing::process_cpu_ms() - before;
+            main.unpark();
+          });
+          main.park();
+          t.join();
+          double bound = 20.0 * (k + 1);
+          std::printf("idle: %.2f ms of CPU over 1 s\n", cpu_ms);
+          if (cpu_ms <= bound) return "";
+          return "the process used " + std::to_string(cpu_ms) + " ms of CPU over 1 s with nothing to run (bound " +
+                 std::to_string(bound) + " ms)";
+        }));
       },
       {.maxprocs = 2, .checkdead = false});  // the thread wakes main without having used goro
-  std::printf("idle: %.2f ms of CPU over 1 s\n", cpu_ms);
-  EXPECT_LE(cpu_ms, 20.0) << "the process used " << cpu_ms << " ms of CPU over 1 s with nothing to run";
 }
 
 // Starts n goroutines that each park until released, runs while_parked()
@@ -579,11 +858,14 @@ TEST(Scale, IdleRuntimeGivesStacksBack) {
   run_checked(
       [&] {
         with_parked_goroutines(n, [] {});
-        // Let the dead Gs reach the global list (an idle P hands its own over).
-        park_for(50ms);
+        // Read at once: all but the few dozen on each P's own list are on
+        // the global list, and the scavenger only frees Gs that sat there
+        // unused for a whole period (100 ms) since its last pass.
         after_burst = goro::testing::free_gs_with_stacks();
-        // Idle for several scavenger periods: each idle M may scavenge.
-        for (int i = 0; i < 4; i++) park_for(150ms);
+        // Idle for scavenger periods until the excess is gone: two passes
+        // should do (one sets the low-water mark, the next frees below
+        // it); a loaded machine gets up to 40 (6 s).
+        for (int i = 0; i < 40 && goro::testing::free_gs_with_stacks() > 4096; i++) park_for(150ms);
         after_idle = goro::testing::free_gs_with_stacks();
       },
       {.maxprocs = 2, .checkdead = false});  // park_for's thread wakes main without having used goro

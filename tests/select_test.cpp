@@ -21,8 +21,11 @@ using goro::Chan;
 using goro::on_default;
 using goro::on_recv;
 using goro::on_send;
+using goro::testing::has_receiver;
+using goro::testing::has_sender;
 using goro::testing::run_checked;
 using goro::testing::scaled;
+using goro::testing::wait_until;
 
 TEST(Select, DefaultWhenNothingIsReady) {
   run_checked([] {
@@ -60,7 +63,7 @@ TEST(Select, BlocksUntilACaseIsReady) {
   run_checked([] {
     Chan<int> a, b;
     goro::go([b]() mutable {
-      for (int i = 0; i < 5; i++) goro::yield();
+      EXPECT_TRUE(wait_until([&] { return has_receiver(b); })) << "the select did not block";
       b.send(9);
     });
     int got = 0;
@@ -68,7 +71,10 @@ TEST(Select, BlocksUntilACaseIsReady) {
     EXPECT_EQ(i, 1u);
     EXPECT_EQ(got, 9);
     // A blocked send case completes when a receiver arrives.
-    goro::go([a]() mutable { EXPECT_EQ(a.recv(), 3); });
+    goro::go([a]() mutable {
+      EXPECT_TRUE(wait_until([&] { return has_sender(a); })) << "the select did not block";
+      EXPECT_EQ(a.recv(), 3);
+    });
     EXPECT_EQ(goro::select(on_send(a, 3), on_recv(b)), 0u);
   });
 }
@@ -85,7 +91,7 @@ TEST(Select, ClosedChannels) {
     // Closing wakes a blocked select.
     Chan<int> b;
     goro::go([b]() mutable {
-      for (int i = 0; i < 5; i++) goro::yield();
+      EXPECT_TRUE(wait_until([&] { return has_receiver(b); })) << "the select did not block";
       b.close();
     });
     bool got_closed = false;
@@ -94,7 +100,7 @@ TEST(Select, ClosedChannels) {
     // ... and a blocked send case throws.
     Chan<int> c;
     goro::go([c]() mutable {
-      for (int i = 0; i < 5; i++) goro::yield();
+      EXPECT_TRUE(wait_until([&] { return has_sender(c); })) << "the select did not block";
       c.close();
     });
     EXPECT_THROW(goro::select(on_send(c, 1)), goro::ChannelClosed);
@@ -120,7 +126,10 @@ TEST(Select, EmptySelectBlocksForever) {
       goro::select();
       after = true;
     });
-    for (int i = 0; i < 10; i++) goro::yield();
+    ASSERT_TRUE(wait_until([&] {
+      return goro::testing::goroutines_waiting(goro::testing::WaitReason::select_no_cases) == 1 || after.load();
+    }));
+    EXPECT_FALSE(after.load()) << "an empty select returned";
   });
   EXPECT_FALSE(after.load());
 }

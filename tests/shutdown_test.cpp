@@ -5,7 +5,6 @@
 // threads that wake goroutines, or are woken by them, while runs end leave
 // nothing dangling. Ports the promise of API.md ("Goroutines still alive
 // then are abandoned as in Go").
-#include <dirent.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -26,6 +25,7 @@ namespace {
 using namespace std::chrono_literals;
 using goro::Clock;
 using goro::testing::scaled;
+using goro::testing::thread_count;
 
 // Aborts the test binary, naming what hung, if not disarmed in time: a run
 // that never returns fails here instead of at ctest's timeout.
@@ -51,16 +51,6 @@ class Watchdog {
   std::atomic<bool> done_{false};
   std::thread t_;
 };
-
-// Threads of this process, from /proc/self/task.
-int thread_count() {
-  int n = 0;
-  if (DIR* d = opendir("/proc/self/task")) {
-    while (dirent* e = readdir(d)) n += e->d_name[0] != '.';
-    closedir(d);
-  }
-  return n;
-}
 
 // Runs main with opts; returns how long run() took to return after main
 // did. started is what main waits for before it returns.

@@ -4,14 +4,18 @@
 // a throwing function, Cond FIFO signalling — from goroutines and plain
 // threads.
 #include <gtest/gtest.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <sstream>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -26,6 +30,17 @@ using namespace std::chrono_literals;
 using goro::Chan;
 using goro::testing::run_checked;
 using goro::testing::scaled;
+using goro::testing::WaitReason;
+
+// A thread's scheduling state as /proc shows it: 'R' running, 'S'
+// sleeping (blocked, here on a futex)...; '?' if unreadable.
+char thread_state(pid_t tid) {
+  std::ifstream f("/proc/self/task/" + std::to_string(tid) + "/stat");
+  std::string stat;
+  std::getline(f, stat);
+  auto close = stat.rfind(')');  // the name in parentheses may hold spaces
+  return close == std::string::npos || close + 2 >= stat.size() ? '?' : stat[close + 2];
+}
 
 TEST(Mutex, MutualExclusion) {
   const int per = static_cast<int>(scaled(100000, 20));
@@ -63,32 +78,40 @@ TEST(Mutex, TryLockAndMisuse) {
 }
 
 // TestMutexFairness: a goroutine that keeps re-locking cannot keep
-// another out (starvation mode hands the lock over after 1 ms).
+// another out (starvation mode hands the lock over after 1 ms). As in Go,
+// the one that wants the lock 10 times is a goroutine of its own and main
+// waits for it with a deadline, so the test fails (rather than hangs)
+// when the lock never comes.
 TEST(Mutex, StarvationModeLetsAWaiterIn) {
   run_checked(
       [] {
         goro::Mutex mu;
-        std::atomic<bool> stop{false};
+        goro::Chan<bool> stop, done(1);
         goro::WaitGroup wg;
-        wg.add(1);
+        wg.add(2);
         goro::go([&] {
-          while (!stop.load()) {
+          for (;;) {
             mu.lock();
-            std::this_thread::sleep_for(100us);
+            goro::sleep_for(100us);
             mu.unlock();
+            if (goro::select(goro::on_recv(stop), goro::on_default()) == 0) break;
           }
           wg.done();
         });
-        auto start = std::chrono::steady_clock::now();
-        for (int i = 0; i < 10; i++) {
-          std::this_thread::sleep_for(100us);
-          mu.lock();
-          mu.unlock();
-        }
-        auto took = std::chrono::steady_clock::now() - start;
-        stop = true;
+        goro::go([&] {
+          for (int i = 0; i < 10; i++) {
+            goro::sleep_for(100us);
+            mu.lock();
+            mu.unlock();
+          }
+          done.send(true);
+          wg.done();
+        });
+        auto timeout = goro::after(10s);
+        bool acquired = goro::select(goro::on_recv(done), goro::on_recv(timeout)) == 0;
+        EXPECT_TRUE(acquired) << "could not acquire the mutex 10 times in 10 seconds";
+        stop.close();  // then the mutex is free, and a starved waiter finishes too
         wg.wait();
-        EXPECT_LT(took, 10s) << "could not acquire the mutex 10 times in 10 seconds";
       },
       {.maxprocs = 2});
 }
@@ -159,13 +182,13 @@ TEST(RWMutex, ReadersShareWritersExclude) {
         // and a writer does not.
         rw.lock_shared();
         bool second = false, writer = true;
+        wg.add(1);  // before go: the goroutine's done() may come first
         goro::go([&] {
           second = rw.try_lock_shared();
           if (second) rw.unlock_shared();
           writer = rw.try_lock();
           wg.done();
         });
-        wg.add(1);
         wg.wait();
         rw.unlock_shared();
         EXPECT_TRUE(second);
@@ -197,7 +220,12 @@ TEST(RWMutex, WaitingWriterBlocksNewReaders) {
       reader2_in = true;
       rw.unlock_shared();
     });
-    for (int i = 0; i < 20; i++) goro::yield();
+    // Both are parked: the writer waiting for the reader, the new reader
+    // behind the writer.
+    ASSERT_TRUE(goro::testing::wait_until([] {
+      return goro::testing::goroutines_waiting(WaitReason::sync_rwmutex_lock) == 1 &&
+             goro::testing::goroutines_waiting(WaitReason::sync_rwmutex_rlock) == 1;
+    }));
     EXPECT_FALSE(writer_in.load());
     EXPECT_FALSE(reader2_in.load());
     rw.unlock_shared();
@@ -261,7 +289,9 @@ TEST(WaitGroup, ManyWaiters) {
         all.done();
       });
     }
-    for (int i = 0; i < 10; i++) goro::yield();
+    ASSERT_TRUE(goro::testing::wait_until([] {
+      return goro::testing::goroutines_waiting(WaitReason::semacquire) == 10;
+    })) << "the waiters did not all block in wait()";
     EXPECT_EQ(woke.load(), 0);
     wg.done();
     all.wait();
@@ -490,21 +520,44 @@ TEST(Mutex, UnlockInASyscallInStarvationMode) {
       {.maxprocs = 1});
 }
 
+// A plain thread blocks in Cond::wait (asleep in the kernel, not spinning)
+// until signalled, and each signal wakes it once.
 TEST(Cond, PlainThreadWaits) {
   goro::Mutex mu;
   goro::Cond cond(mu);
-  bool ready = false;
+  bool ready = false;  // under mu
+  int wakeups = 0;     // under mu
+  std::atomic<pid_t> tid{0};
   std::thread t([&] {
     std::unique_lock<goro::Mutex> l(mu);
-    while (!ready) cond.wait();
+    tid = static_cast<pid_t>(::syscall(SYS_gettid));
+    while (!ready) {
+      cond.wait();
+      wakeups++;
+    }
   });
-  std::this_thread::sleep_for(10ms);
+  // The thread is inside wait() (it let go of mu after waking n times)
+  // and asleep there.
+  auto asleep_in_wait_after = [&](int n) {
+    return goro::testing::wait_until([&] {
+      if (tid.load() == 0) return false;
+      {
+        std::lock_guard<goro::Mutex> l(mu);
+        if (wakeups != n) return false;
+      }
+      return thread_state(tid.load()) == 'S';
+    });
+  };
+  ASSERT_TRUE(asleep_in_wait_after(0));
+  cond.signal();  // not ready yet: it wakes, and waits again
+  EXPECT_TRUE(asleep_in_wait_after(1));
   {
     std::lock_guard<goro::Mutex> l(mu);
     ready = true;
   }
   cond.signal();
   t.join();
+  EXPECT_EQ(wakeups, 2) << "wait() returned without a signal";
 }
 
 // Goroutines abandoned while blocked on sync objects that outlive the run
@@ -513,22 +566,28 @@ TEST(Cond, PlainThreadWaits) {
 // state still counts the abandoned waiters, as if they waited on (in Go the
 // process would have exited): only releasing them is meaningful.
 TEST(Sync, ObjectsOutliveTheRun) {
-  goro::Mutex mu;
-  goro::Cond cond(mu);
+  goro::Mutex mu, cmu;
+  goro::Cond cond(cmu);
   goro::WaitGroup wg;
   goro::RWMutex rw;
   mu.lock();
   rw.lock();
   wg.add(1);
   goro::run([&] {
-    goro::go([&] { mu.lock(); });  // blocks: main holds it
+    goro::go([&] { mu.lock(); });  // blocks: this thread holds it
     goro::go([&] { wg.wait(); });
     goro::go([&] { rw.lock_shared(); });
     goro::go([&] {
-      std::unique_lock<goro::Mutex> l(mu);
-      cond.wait();
+      cmu.lock();
+      cond.wait();  // abandoned in there, having let go of cmu
     });
-    for (int i = 0; i < 20; i++) goro::yield();
+    // Every one of them blocked on its object.
+    ASSERT_TRUE(goro::testing::wait_until([] {
+      using goro::testing::goroutines_waiting;
+      return goroutines_waiting(WaitReason::sync_mutex_lock) == 1 && goroutines_waiting(WaitReason::semacquire) == 1 &&
+             goroutines_waiting(WaitReason::sync_rwmutex_rlock) == 1 &&
+             goroutines_waiting(WaitReason::sync_cond_wait) == 1;
+    }));
   });
   // The waiters are gone: none of these may touch them.
   cond.signal();

@@ -9,11 +9,16 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <stdexcept>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "fixtures.hpp"
 #include "goro/goro.hpp"
@@ -160,13 +165,19 @@ TEST(Syscall, ErrnoIsTheBodysAfterReturn) {
   EXPECT_GT(moved.load(), 0) << "no call came back on another thread: the test did not exercise the move";
 }
 
+// maxprocs = 1: while a goroutine sits in a real blocking read, sysmon
+// hands its P to another M and the other goroutines keep running. The
+// read ends only when another goroutine has made 1000 yields meanwhile
+// (or after 10 s: then the test fails), so a slow machine only makes it
+// longer.
 TEST(Syscall, LongCallLetsOthersRunOnOneP) {
   std::int64_t progress_during = 0;
+  std::uint64_t handoffs = 0;
   run_checked(
       [&] {
         Pipe p;
-        std::atomic<bool> in_call{false}, stop{false};
-        std::atomic<std::int64_t> progress{0};
+        std::atomic<bool> stop{false};
+        std::atomic<std::int64_t> progress{0}, before{-1};
         Countdown cd(1);
         goro::go([&] {
           while (!stop.load()) {
@@ -176,19 +187,19 @@ TEST(Syscall, LongCallLetsOthersRunOnOneP) {
           cd.done();
         });
         std::thread writer([&] {
-          while (!in_call.load()) std::this_thread::sleep_for(1ms);
-          std::this_thread::sleep_for(300ms);
+          while (before.load() < 0) std::this_thread::sleep_for(1ms);
+          auto give_up = Clock::now() + 10s;
+          while (progress.load() < before.load() + 1000 && Clock::now() < give_up) std::this_thread::sleep_for(1ms);
           char c = 'x';
           EXPECT_EQ(write(p.fd[1], &c, 1), 1);
         });
         char c = 0;
-        std::int64_t before = 0;
         ssize_t n = goro::syscall([&] {
           before = progress.load();
-          in_call = true;
           return read(p.fd[0], &c, 1);
         });
-        progress_during = progress.load() - before;
+        progress_during = progress.load() - before.load();
+        handoffs = goro::debug::stats().syscall_handoffs;
         EXPECT_EQ(n, 1);
         EXPECT_EQ(c, 'x');
         stop = true;
@@ -196,42 +207,54 @@ TEST(Syscall, LongCallLetsOthersRunOnOneP) {
         cd.wait();
       },
       {.maxprocs = 1});
-  std::printf("progress of another goroutine during a 300 ms syscall on 1 P: %lld yields\n",
+  std::printf("progress of another goroutine during a blocking syscall on 1 P: %lld yields\n",
               static_cast<long long>(progress_during));
-  EXPECT_GT(progress_during, 1000);
+  EXPECT_GE(progress_during, 1000) << "the other goroutine did not run while the call blocked";
+  EXPECT_GE(handoffs, 1u) << "sysmon handed no P off";
 }
 
-// goro::blocking hands the P off at once: a runnable goroutine starts on it
-// within 1 ms.
+// goro::blocking hands the P off before the call's body runs: inside the
+// body the M holds no P, not even one reserved for its return (as
+// goro::syscall does, checked for contrast), and the goroutine waiting in
+// runnext starts while the body still runs. How fast it starts is printed,
+// not asserted: performance belongs in benchmarks, and a loaded machine
+// delays any thread's wakeup.
 TEST(Syscall, BlockingHandsOffAtOnce) {
-  // Timed, so only in plain builds; the median of a few tries is reported.
-  if (goro::testing::kSanitized) GTEST_SKIP() << "hand-off latency is not meaningful under a sanitizer";
   std::vector<double> lat;
   for (int round = 0; round < 5; round++) {
     run_checked(
         [&] {
-          Pipe p;
-          std::atomic<std::int64_t> entered{0}, started{0};
+          bool syscall_kept_p = goro::syscall([] { return goro::testing::syscall_keeps_p(); });
+          EXPECT_TRUE(syscall_kept_p) << "goro::syscall gave its P up at once";
+          std::uint64_t handoffs = goro::debug::stats().syscall_handoffs;
+          std::atomic<std::int64_t> started{0};
           goro::go([&] { started = Clock::now().time_since_epoch().count(); });
           // The new goroutine is in runnext; the blocking call gives the P away.
+          bool blocking_kept_p = true, started_during = false;
+          std::int64_t called = Clock::now().time_since_epoch().count();
           goro::blocking([&] {
-            entered = Clock::now().time_since_epoch().count();
-            while (started.load() == 0) std::this_thread::sleep_for(100us);
-            return 0;
+            blocking_kept_p = goro::testing::syscall_keeps_p();
+            auto give_up = Clock::now() + 10s;
+            while (started.load() == 0 && Clock::now() < give_up) std::this_thread::sleep_for(100us);
+            started_during = started.load() != 0;
           });
-          lat.push_back((started.load() - entered.load()) / 1e3);
+          EXPECT_FALSE(blocking_kept_p) << "the M still had a P when the blocking call's body ran";
+          EXPECT_TRUE(started_during) << "the runnable goroutine did not start during the blocking call";
+          EXPECT_GE(goro::debug::stats().syscall_handoffs, handoffs + 1);
+          lat.push_back(static_cast<double>(started.load() - called) / 1e3);
         },
         {.maxprocs = 1});
   }
   std::sort(lat.begin(), lat.end());
   std::printf("blocking hand-off: median %.1f us (min %.1f, max %.1f)\n", lat[2], lat[0], lat[4]);
-  EXPECT_LT(lat[2], 1000.0);
 }
 
 // A goroutine that keeps calling checkpoint() on one P is asked to yield
-// after its 10 ms slice, so a waiting goroutine gets to run.
+// after its 10 ms slice, so a waiting goroutine gets to run (within 10 s,
+// else the test fails rather than hangs).
 TEST(Sysmon, LongSliceIsPreemptedAtCheckpoint) {
   std::uint64_t preemptions = 0;
+  bool ran = false;
   run_checked(
       [&] {
         std::atomic<bool> flag{false};
@@ -242,39 +265,72 @@ TEST(Sysmon, LongSliceIsPreemptedAtCheckpoint) {
         });
         // Never blocks or yields: only sysmon's request gets the other
         // goroutine running.
-        while (!flag.load()) goro::checkpoint();
+        auto give_up = Clock::now() + 10s;
+        while (!flag.load() && Clock::now() < give_up) goro::checkpoint();
+        ran = flag.load();
         cd.wait();
         preemptions = goro::debug::stats().preemptions;
       },
       {.maxprocs = 1});
+  EXPECT_TRUE(ran) << "the waiting goroutine did not run within 10 s";
   EXPECT_GE(preemptions, 1u);
 }
 
-// Go's TestGoroutineParallelism, with syscalls: goroutines on 4 Ps take
-// turns through a shared counter, each waiting in a spin loop that makes
-// system calls; they must all run at once.
+// Go's TestGoroutineParallelism, with system calls in the spin loops: P
+// goroutines on P Ps take turns through a shared counter, each spinning
+// (with system calls, which are preemption points) until its turn. They
+// run at once when a goroutine sees the others take their turns while it
+// kept its P: after each system call each goroutine stamps its P as its
+// own, and a goroutine whose stamps all found its own mark (on the same P)
+// from one of its turns to the next ran alone on that P meanwhile. With
+// fewer Ps than goroutines the others' turns need that P (the stamp shows
+// whoever ran there, even through the P passing between goroutines in
+// system calls), so no turn counts. A loaded machine may have sysmon
+// preempt a spinner now and then: more tries run until a turn counted
+// (Go runs 10).
 TEST(Sysmon, GoroutineParallelismWithSyscalls) {
-  const int P = 4;
-  const int N = goro::testing::kSanitized ? 3 : 10;
+  constexpr int P = 4;
+  const int N = goro::testing::scaled_down() ? 3 : 10;
+  int parallel_turns = 0, tries = 0;
   run_checked(
       [&] {
-        for (int try_ = 0; try_ < N; try_++) {
+        for (; tries < N || (parallel_turns == 0 && tries < 10 * N); tries++) {
           std::atomic<std::uint32_t> x{0};
+          std::array<std::atomic<int>, P> owner{};  // per P: the goroutine that stamped it last
+          for (auto& o : owner) o = -1;
+          std::atomic<int> parallel{0};
           goro::Chan<bool> done(P);
           for (int p = 0; p < P; p++) {
             goro::go([&, p]() mutable {
+              int my_p = goro::testing::current_p();
+              bool alone = false;  // alone on my_p since my last turn
+              auto stamp = [&] {
+                int now_p = goro::testing::current_p();
+                if (owner[static_cast<std::size_t>(now_p)].exchange(p) != p || now_p != my_p) alone = false;
+              };
+              stamp();
               for (int i = 0; i < 3; i++) {
                 std::uint32_t expected = static_cast<std::uint32_t>(P * i + p);
-                while (x.load() != expected) goro::syscall([] { return ::syscall(SYS_getppid); });
+                while (x.load() != expected) {
+                  goro::syscall([] { return ::syscall(SYS_getppid); });
+                  stamp();
+                }
+                if (i > 0 && alone) parallel++;
                 x.store(expected + 1);
+                my_p = goro::testing::current_p();
+                alone = true;
               }
               done.send(true);
             });
           }
           for (int p = 0; p < P; p++) done.recv();
+          parallel_turns += parallel.load();
         }
       },
       {.maxprocs = P});
+  std::printf("%d of %d turns passed while the goroutine waiting for them ran alone on its P\n", parallel_turns,
+              tries * P * 2);
+  EXPECT_GT(parallel_turns, 0) << "the goroutines never ran at the same time";
 }
 
 // Go's TestNumGoroutine: goroutines in a syscall, asleep and parked count.
@@ -283,7 +339,7 @@ TEST(Sysmon, NumGoroutineCountsEveryState) {
       [] {
         Pipe p;
         goro::Chan<int> c;
-        std::atomic<bool> in_call{false};
+        std::atomic<bool> in_call{false}, release{false};
         Countdown cd(3);
         goro::go([&] {
           char ch;
@@ -294,15 +350,20 @@ TEST(Sysmon, NumGoroutineCountsEveryState) {
           cd.done();
         });
         goro::go([&] {
-          goro::sleep_for(200ms);
+          while (!release.load()) goro::sleep_for(20ms);
           cd.done();
         });
         goro::go([&] {
           c.recv();
           cd.done();
         });
-        ASSERT_TRUE(wait_until([&] { return in_call.load(); }));
+        // One in the call, one asleep, one parked on the channel.
+        ASSERT_TRUE(wait_until([&] {
+          return in_call.load() && goro::testing::goroutines_waiting(goro::testing::WaitReason::sleep) == 1 &&
+                 goro::testing::has_receiver(c);
+        }));
         EXPECT_EQ(goro::num_goroutine(), 4);
+        release = true;
         char ch = 'x';
         ASSERT_EQ(write(p.fd[1], &ch, 1), 1);
         c.send(1);
@@ -313,10 +374,11 @@ TEST(Sysmon, NumGoroutineCountsEveryState) {
 }
 
 // sysmon idles: with goroutines parked on channels and main asleep, the
-// runtime (sysmon included) uses at most 2 % of a CPU.
+// runtime (sysmon included) uses at most 2 % of a CPU (a little more on a
+// loaded machine, where a failed measurement is repeated with a higher
+// bound; a busy-waiting runtime uses the whole second).
 TEST(Sysmon, IdlesWithGoroutinesParkedOnChannels) {
   if (goro::testing::kSanitized) GTEST_SKIP() << "sanitizer runtimes run background threads of their own";
-  double cpu_ms = -1;
   run_checked(
       [&] {
         goro::Chan<int> c;
@@ -328,16 +390,20 @@ TEST(Sysmon, IdlesWithGoroutinesParkedOnChannels) {
             cd.done();
           });
         }
-        goro::sleep_for(100ms);  // let everything settle
-        double before = goro::testing::process_cpu_ms();
-        goro::sleep_for(1s);
-        cpu_ms = goro::testing::process_cpu_ms() - before;
+        EXPECT_TRUE(goro::testing::with_growing_margin(3, [](int k) -> std::string {
+          goro::sleep_for(100ms);  // let everything settle
+          double before = goro::testing::process_cpu_ms();
+          goro::sleep_for(1s);
+          double cpu_ms = goro::testing::process_cpu_ms() - before;
+          double bound = 20.0 * (k + 1);
+          std::printf("parked runtime: %.2f ms of CPU over 1 s\n", cpu_ms);
+          if (cpu_ms <= bound) return "";
+          return std::to_string(cpu_ms) + " ms of CPU over 1 s (bound " + std::to_string(bound) + " ms)";
+        }));
         c.close();
         cd.wait();
       },
       {.maxprocs = 2});
-  std::printf("parked runtime: %.2f ms of CPU over 1 s\n", cpu_ms);
-  EXPECT_LE(cpu_ms, 20.0);
 }
 
 // GORO_DEBUG=schedtrace prints Go's SCHED lines (checked in a child
@@ -348,7 +414,8 @@ TEST(Sysmon, SchedtracePrintsGosLines) {
   EXPECT_EXIT(
       {
         setenv("GORO_DEBUG", "schedtrace=10,scheddetail=1", 1);
-        goro::run([] { goro::sleep_for(50ms); }, {.maxprocs = 2});
+        // Long enough for sysmon to print even on a loaded machine.
+        goro::run([] { goro::sleep_for(300ms); }, {.maxprocs = 2});
         std::fprintf(stderr, "done\n");
         std::exit(0);
       },
@@ -364,7 +431,7 @@ TEST(Sysmon, SchedtracePrintsGosLines) {
   EXPECT_EXIT(
       {
         setenv("GORO_DEBUG", "schedtrace=10", 1);
-        goro::run([] { goro::sleep_for(30ms); }, {.maxprocs = 2});
+        goro::run([] { goro::sleep_for(300ms); }, {.maxprocs = 2});
         std::exit(0);
       },
       ::testing::ExitedWithCode(0),

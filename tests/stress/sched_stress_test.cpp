@@ -4,7 +4,9 @@
 // Everything must complete (no lost wakeups) and every count must add up.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -116,20 +118,38 @@ TEST_P(SchedStress, EverythingAtOnce) {
 
 INSTANTIATE_TEST_SUITE_P(MaxProcs, SchedStress, ::testing::Values(2, 8));
 
+// Threads of this process, once those that are exiting are gone (up to
+// 10 s): what a run left behind.
+int settled_thread_count(int expected) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  int n = goro::testing::thread_count();
+  while (n > expected && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    n = goro::testing::thread_count();
+  }
+  return n;
+}
+
 // Runtimes started and stopped over and over, with goroutines abandoned
-// mid-flight each time: shutdown must never hang or leak threads.
+// mid-flight each time: shutdown must never hang or leak threads (counted
+// in /proc/self/task).
 TEST(SchedStress, RepeatedRunsWithAbandonedGoroutines) {
+  const int threads_before = goro::testing::thread_count();
+  int max_during = 0;
   for (int i = 0; i < scaled(1000, 20); i++) {
     goro::run(
-        [] {
+        [&max_during] {
           for (int k = 0; k < 20; k++)
             goro::go([] {
               for (int j = 0; j < 100; j++) goro::yield();
             });
           goro::yield();
+          max_during = std::max(max_during, goro::testing::thread_count());
         },
         {.maxprocs = 2});
   }
+  EXPECT_GT(max_during, threads_before) << "the runs started no threads";
+  EXPECT_LE(settled_thread_count(threads_before), threads_before) << "threads left behind by the runs";
   EXPECT_EQ(goro::testing::stacks_in_use(), 0u);
 }
 
@@ -137,6 +157,7 @@ TEST(SchedStress, RepeatedRunsWithAbandonedGoroutines) {
 // starts a goroutine of the current run or throws std::logic_error; none
 // may touch a half-built or torn-down scheduler.
 TEST(SchedStress, ForeignGoAcrossRunBoundaries) {
+  const int threads_before = goro::testing::thread_count();
   std::atomic<bool> stop{false};
   std::atomic<std::int64_t> started{0}, refused{0}, ran{0};
   std::vector<std::thread> ts;
@@ -164,6 +185,7 @@ TEST(SchedStress, ForeignGoAcrossRunBoundaries) {
   EXPECT_GT(started.load(), 0);
   EXPECT_GT(refused.load(), 0);
   EXPECT_LE(ran.load(), started.load());
+  EXPECT_LE(settled_thread_count(threads_before), threads_before) << "threads left behind by the runs";
   EXPECT_EQ(goro::testing::stacks_in_use(), 0u);
 }
 
