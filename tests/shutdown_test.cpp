@@ -79,16 +79,17 @@ constexpr auto kPrompt = 1s;
 // main returns, with a fresh time slice: no preemption request from sysmon
 // is pending for it, so only the end of the run asks it to leave.
 void returns_while_a_goroutine_loops(std::function<void()> step) {
+  // Shared, not on main's stack: the loop outlives main's frame.
+  auto looping = std::make_shared<std::atomic<bool>>(false);
   auto d = time_to_return(
-      [&step] {
-        std::atomic<bool> looping{false};
-        goro::go([&looping, step] {
+      [&step, looping] {
+        goro::go([looping, step] {
           for (;;) {
-            looping.store(true, std::memory_order_relaxed);
+            looping->store(true, std::memory_order_relaxed);
             step();
           }
         });
-        while (!looping.load(std::memory_order_relaxed)) {
+        while (!looping->load(std::memory_order_relaxed)) {
           // main keeps its P (no yield): the loop runs on the other one
         }
       },

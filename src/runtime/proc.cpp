@@ -1963,7 +1963,6 @@ void schedinit(int procs, std::int32_t maxthreads) {
 // the abandoned goroutines, read while their threads wait (kAbandoning):
 // from kAbandoned on, a G and its M are their thread's, which may free them.
 struct AbandonedG {
-  G* g;
   Stack stack;
   Timer* timer;
 };
@@ -1985,7 +1984,13 @@ void mleaveall(M* ms, std::vector<M*>& left, std::vector<AbandonedG>& abandoned)
       std::uint32_t in = M::kInSyscall;
       if (mp->insyscall.compare_exchange_strong(in, M::kAbandoning, std::memory_order_acq_rel)) {
         G* gp = mp->curg;
-        abandoned.push_back(AbandonedG{gp, gp->stack, gp->timer});
+        abandoned.push_back(AbandonedG{gp->stack, gp->timer});
+        {
+          // Off the books before the thread may free it: nothing that walks
+          // allgs (teardown, a dump) may reach it from kAbandoned on.
+          MutexGuard l(allglock);
+          allgs.erase(std::find(allgs.begin(), allgs.end(), gp));
+        }
         pthread_detach(mp->thread);
         mp->insyscall.store(M::kAbandoned, std::memory_order_release);
         break;
@@ -2035,7 +2040,6 @@ void teardown() {
     for (const AbandonedG& a : abandoned) {
       delete a.timer;
       keep.push_back(a.stack);
-      allgs.erase(std::find(allgs.begin(), allgs.end(), a.g));
     }
     for (G* gp : allgs) {
       san::unpoison(gp->stack.lo, gp->stack.hi - gp->stack.lo);
