@@ -1174,6 +1174,12 @@ Gobuf* exitsyscall0(G* gp) {
   return schedule();
 }
 
+// The M's goroutine is about to run the system call's body: from here to
+// exitsyscall the thread touches nothing of the runtime's but its own M and
+// G, so teardown may abandon it (M::insyscall). Release: teardown reads the
+// M's curg once it sees the flag.
+void insyscall(M* mp) { mp->insyscall.store(M::kInSyscall, std::memory_order_release); }
+
 // exitsyscall_leave_m: on g0, back from a system call after the run ended:
 // the goroutine never runs again, and the M leaves (to mstart_thread, which
 // returns). An abandoned M (teardown did not wait for it, see M::insyscall)
@@ -2363,15 +2369,13 @@ bool entersyscall(bool block) noexcept {
   M* mp = gp->m;
   P* pp = mp->p;
   casgstatus(gp, _Grunning, _Gsyscall);
-  // Release: teardown, which may abandon this thread (M::insyscall), reads
-  // the M's curg after it sees the flag.
-  mp->insyscall.store(M::kInSyscall, std::memory_order_release);
   if (block) {
     // entersyscallblock: the call is known to block: hand the P off now.
     mp->oldp = nullptr;
     pp->syscalltick.inc();
     pp->counters.handoffs.inc();
     handoffp(releasep());
+    insyscall(mp);
     return true;
   }
   // The P stays reserved for this M (_Psyscall), for a quick return;
@@ -2388,6 +2392,7 @@ bool entersyscall(bool block) noexcept {
       pstopped_locked(pp);
     }
   }
+  insyscall(mp);
   return true;
 }
 
