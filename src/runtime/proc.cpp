@@ -2002,7 +2002,7 @@ void mleaveall(M* ms, std::vector<M*>& left, std::vector<AbandonedG>& abandoned)
         break;
       }
       preemptall();
-      struct timespec ts = {0, 100 * 1000};
+      struct timespec ts = {0, 100L * 1000};
       nanosleep(&ts, nullptr);
     }
     mp = next;
