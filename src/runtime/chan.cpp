@@ -417,11 +417,7 @@ void chanrelease(hchan* c) noexcept {
 }
 
 bool chansend(hchan* c, void* ep, bool block) {
-  // A preemption point, as Go's function prologues are: a goroutine that
-  // sends and receives without ever blocking still yields its slice. A
-  // plain thread counts from now on as one that may wake goroutines.
-  preemptcheck();
-  foreign_use();
+  chanop_enter();
   if (c == nullptr) {
     if (!block) return false;
     block_forever(WaitReason::chan_send_nil);
@@ -456,8 +452,7 @@ bool chansend(hchan* c, void* ep, bool block) {
 }
 
 RecvResult chanrecv(hchan* c, void* ep, bool block) {
-  preemptcheck();
-  foreign_use();
+  chanop_enter();
   if (c == nullptr) {
     if (!block) return {false, false};
     block_forever(WaitReason::chan_receive_nil);

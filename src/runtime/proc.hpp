@@ -136,12 +136,12 @@ extern RandomOrder stealOrder;
 // goroutine holding a runtime lock (user code run under a channel's lock):
 // the request stays pending until it is released, as in Go.
 void gopreempt();
-inline void preemptcheck() {
-  G* gp = getg();
+inline void preemptcheck(G* gp) {
   if (gp == nullptr || gp == gp->m->g0) return;
   P* pp = gp->m->p;
   if (pp != nullptr && pp->preempt.load(std::memory_order_relaxed) && *mlocksp() == 0) gopreempt();
 }
+inline void preemptcheck() { preemptcheck(getg()); }
 
 // A goroutine inside goro::syscall tried to park: a fatal error.
 [[noreturn]] void syscall_block_fatal();
@@ -162,6 +162,18 @@ std::int64_t coarsetime();
 void foreign_register();
 inline void foreign_use() {
   if (getg() == nullptr) foreign_register();
+}
+// The entry of a channel operation or a select: a preemption point for a
+// goroutine, as Go's function prologues are (one that sends and receives
+// without ever blocking still yields its slice), and for a plain thread the
+// mark that it used the runtime. One TLS read for both.
+inline void chanop_enter() {
+  G* gp = getg();
+  if (gp == nullptr) {
+    foreign_register();
+  } else {
+    preemptcheck(gp);
+  }
 }
 // The calling plain thread is about to block in the runtime (a channel, a
 // semaphore): it no longer counts as one that may wake a goroutine.

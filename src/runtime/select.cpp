@@ -61,8 +61,7 @@ namespace goro::detail {
 using namespace goro::runtime;
 
 int selectgo(SelectCase* cas0, int ncases, bool block, bool* recvOK) {
-  preemptcheck();  // a preemption point (see chansend)
-  foreign_use();
+  chanop_enter();
   *recvOK = false;
   // Nil channels' cases are never ready: leave them out entirely.
   constexpr int kStack = 16;
