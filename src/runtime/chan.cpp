@@ -59,7 +59,16 @@ void releaseSudog(Sudog* s) {
   if (s->elem != nullptr || s->next != nullptr || s->prev != nullptr || s->waitlink != nullptr) {
     detail::fatal("releaseSudog: sudog still in use");
   }
-  *s = Sudog{};
+  // What the channel and semaphore code set and leave set; next, prev,
+  // elem and waitlink are checked clear above, and a semaphore wait sets
+  // its treap links itself (sema.cpp's queue).
+  s->g = nullptr;
+  s->c = nullptr;
+  s->ticket = 0;
+  s->isSelect = false;
+  s->success = false;
+  s->queue = Sudog::Queue::chan;
+  s->isSend = false;
   P* pp = getg()->m->p;
   if (pp->sudogcache.size() == kSudogCacheMax) {
     // Move half the local cache to the central one.
@@ -153,16 +162,25 @@ void park_waiter(G* gp, bool (*unlockf)(G*, void*), void* lock, WaitReason reaso
   gp->threadnote->sleep();
 }
 
-void ready_waiter(G* gp) {
-  if (gp->threadnote == nullptr) {
-    goready(gp);
-    return;
-  }
+namespace {
+
+// ready_waiter's thread half, out of the goroutine's way.
+__attribute__((noinline)) void ready_thread(G* gp) {
   ThreadWaiter* tw = ThreadWaiter::of(gp);
   foreign_unblock(std::exchange(tw->blocked, 0));
   tw->waking.fetch_add(1, std::memory_order_relaxed);  // before the note is set: the sleeper cannot be gone yet
   tw->note.wakeup();
   tw->waking.fetch_sub(1, std::memory_order_release);
+}
+
+}  // namespace
+
+void ready_waiter(G* gp) {
+  if (gp->threadnote == nullptr) {
+    goready(gp);
+  } else {
+    ready_thread(gp);
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -268,8 +286,9 @@ bool block_on(hchan* c, WaitQ& q, void* ep, WaitReason reason) {
   // it blocked through may be gone by then).
   detail::chanretain(c);
   G* gp = current_waiter();
-  Sudog local;  // a plain thread's sudog lives on its own stack
-  Sudog* mysg = gp->threadnote != nullptr ? &local : acquireSudog();
+  bool thread = gp->threadnote != nullptr;
+  LocalSudog local;
+  Sudog* mysg = thread ? local.get() : acquireSudog();
   if (gp->threadnote != nullptr) gp->threadnote->clear();
   mysg->elem = ep;
   mysg->g = gp;
@@ -288,7 +307,7 @@ bool block_on(hchan* c, WaitQ& q, void* ep, WaitReason reason) {
   mysg->elem = nullptr;
   mysg->c = nullptr;
   mysg->isSend = false;
-  if (mysg != &local) releaseSudog(mysg);
+  if (!thread) releaseSudog(mysg);
   detail::chanrelease(c);
   return success;
 }

@@ -161,8 +161,13 @@ void queue(SemaRoot* r, Sudog* s, bool lifo) {
     link = addr_less(s->elem, t->elem) ? &t->left : &t->right;
   }
   // A new address: a leaf, rotated up until its parent's priority is no
-  // larger. The low bit keeps priority nonzero, which marks nodes.
-  s->priority = fastrand() | 1;
+  // larger. The low bit keeps priority nonzero, which marks nodes. The
+  // priority is a hash of the address (Go draws a random number): as
+  // balanced for addresses a program did not pick to defeat a multiplicative
+  // hash, and a multiply instead of a random draw on every first waiter of
+  // an address, which is every wait of a plain handoff.
+  auto h = reinterpret_cast<std::uintptr_t>(s->elem) * std::uint64_t{0x9E3779B97F4A7C15};
+  s->priority = static_cast<std::uint32_t>(h >> 32) | 1;
   s->parent = parent;
   *link = s;
   while (s->parent != nullptr && s->parent->priority > s->priority) {
@@ -256,8 +261,8 @@ void semacquire(std::atomic<std::uint32_t>* addr, bool lifo, WaitReason reason) 
   if (cansemacquire(addr)) return;
   G* gp = current_waiter();
   bool thread = gp->threadnote != nullptr;
-  Sudog local;  // a plain thread's sudog: on its stack, dequeued before it returns
-  Sudog* s = thread ? &local : acquireSudog();
+  LocalSudog local;  // a plain thread's sudog: on its stack, dequeued before it returns
+  Sudog* s = thread ? local.get() : acquireSudog();
   SemaRoot* root = semroot(addr);
   for (;;) {
     root->lock.lock();
@@ -412,8 +417,8 @@ void notifyListWait(NotifyList* l, std::uint32_t t) {
   }
   G* gp = current_waiter();
   bool thread = gp->threadnote != nullptr;
-  Sudog local;
-  Sudog* s = thread ? &local : acquireSudog();
+  LocalSudog local;
+  Sudog* s = thread ? local.get() : acquireSudog();
   s->g = gp;
   s->ticket = t;
   s->next = nullptr;

@@ -9,6 +9,8 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <new>
+#include <type_traits>
 
 #include "runtime2.hpp"
 
@@ -49,6 +51,18 @@ struct Sudog {
 
 Sudog* acquireSudog();
 void releaseSudog(Sudog* s);
+
+// A plain thread's sudog, on its own stack: built only when the waiter is
+// a thread (a goroutine's comes from acquireSudog), so that a goroutine
+// does not pay for initializing one it will not use.
+class LocalSudog {
+ public:
+  Sudog* get() { return ::new (buf_) Sudog; }
+
+ private:
+  alignas(Sudog) unsigned char buf_[sizeof(Sudog)];
+};
+static_assert(std::is_trivially_destructible_v<Sudog>, "LocalSudog never destroys its Sudog");
 // At the end of a run, a goroutine abandoned while blocked leaves the
 // queues it is on (channels, semaphores, notify lists), which may outlive
 // the run and be used by plain threads.
