@@ -6,7 +6,6 @@
 // nothing dangling. Ports the promise of API.md ("Goroutines still alive
 // then are abandoned as in Go").
 #include <gtest/gtest.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -226,15 +225,6 @@ TEST(Shutdown, WokenThreadsExitingAtOnce) {
         }
       },
       {.maxprocs = 2});
-}
-
-// A wake on a note whose memory is gone (an exited thread's TLS) wakes
-// nobody, and is no error: before, "fatal error: futexwakeup failed".
-TEST(Shutdown, FutexWakeOnUnmappedMemoryIsBenign) {
-  void* page = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  ASSERT_NE(page, MAP_FAILED);
-  munmap(page, 4096);
-  goro::runtime::futexwakeup(static_cast<std::atomic<std::uint32_t>*>(page), 1);
 }
 
 // Many short-lived plain threads wake goroutines (and spawn some) while

@@ -33,13 +33,9 @@ void futexsleep(std::atomic<std::uint32_t>* addr, std::uint32_t val, std::int64_
   syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(addr), FUTEX_WAIT_PRIVATE, val, tsp, nullptr, 0);
 }
 
-// EFAULT means the word is unmapped: then nobody can be asleep on it, and
-// there is nothing to wake. (A plain thread's note lives in its TLS, and the
-// thread may exit once it sees the note set; chan.cpp makes it wait for its
-// waker, so this is only the backstop.) Any other error is a bug.
 void futexwakeup(std::atomic<std::uint32_t>* addr, std::uint32_t cnt) {
   long r = syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(addr), FUTEX_WAKE_PRIVATE, cnt, nullptr, nullptr, 0);
-  if (r < 0 && errno != EFAULT) detail::fatal("futexwakeup failed");
+  if (r < 0) detail::fatal("futexwakeup failed");
 }
 
 void osyield() { sched_yield(); }
