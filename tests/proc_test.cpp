@@ -403,6 +403,31 @@ TEST(Go, FromAForeignThread) {
   });
 }
 
+// main blocks while a plain thread, just started, makes its first go():
+// the thread registers with the runtime while checkdead runs, between its
+// two looks at the plain threads. Many short runs make the race likely, and
+// dead goroutines lengthen checkdead's walk over them, the window between
+// its looks (before the fix, a deadlock was reported within a few runs).
+TEST(Go, FirstCallFromANewThreadWhileMainBlocksIsNoDeadlock) {
+  // A goroutine costs TSan a fiber of its own (about 2 ms): fewer there.
+  constexpr int runs = goro::testing::kSanitized ? 10 : 300;
+  constexpr int dead = goro::testing::kSanitized ? 100 : 2000;
+  for (int i = 0; i < runs; i++) {
+    run_checked([] {
+      goro::WaitGroup wg;
+      for (int j = 0; j < dead; j++) {
+        wg.add(1);
+        goro::go([&] { wg.done(); });
+      }
+      wg.wait();
+      goro::Chan<int> c;
+      std::thread t([&] { goro::go([&] { c.send(1); }); });
+      EXPECT_EQ(c.recv(), 1);
+      t.join();
+    });
+  }
+}
+
 TEST(Go, NumGoroutineCounts) {
   run_checked([] {
     constexpr int kN = 50;

@@ -4,6 +4,10 @@
 // g0; a G leaves the CPU only through mcall; whoever readies work enqueues
 // it and then checks npidle/nmspinning, and an M that stops spinning drops
 // nmspinning and then re-checks every queue (the delicate dance).
+// Unlike Go, m0 (run()'s caller) runs only the main goroutine: when main
+// blocks, m0 hands its P off and waits, so run() returns on the thread that
+// called it as soon as main returns. At shutdown an M stuck in a system call
+// is abandoned (M::insyscall), never waited for: it frees itself on return.
 // Mirrors proc.go.
 #include "proc.hpp"
 
@@ -1705,9 +1709,11 @@ long procthreads() {
 // Threads that are neither this run's Ms nor plain threads that used it:
 // a logger, a sanitizer's, or one just created that has not made its
 // first goro call yet.
-bool unknownThreadsAlive() {
+// nforeign is the count read before the threads are counted: a thread that
+// registers in between is then one of the unknown, not lost between the two.
+bool unknownThreadsAlive(std::int32_t nforeign) {
   long threads = procthreads();
-  return threads < 0 || threads > mcount() + sched.nforeign.value();
+  return threads < 0 || threads > mcount() + nforeign;
 }
 
 // How long a deadlock with threads of unknown intent alive waits before
@@ -1746,8 +1752,15 @@ void checkdead() {
   // be half-way through a goready. Threads that never used the runtime do
   // not count (a logger, a test framework's helper): as in Go, the deadlock
   // is reported with them alive.
-  if (sched.nforeign.value() - sched.nforeignblocked.value() > 0 ||
-      foreign_calls.load(std::memory_order_seq_cst) != 0 || foreign_wakers.load(std::memory_order_seq_cst) != 0) {
+  // The plain threads' counters move without sched.lock: nforeign is read
+  // once, before the threads are counted, and the whole test is made again
+  // at the end (a thread may register and call go() while this runs).
+  std::int32_t nforeign = sched.nforeign.value();
+  auto foreignActive = [](std::int32_t nf) {
+    return nf - sched.nforeignblocked.value() > 0 || foreign_calls.load(std::memory_order_seq_cst) != 0 ||
+           foreign_wakers.load(std::memory_order_seq_cst) != 0;
+  };
+  if (foreignActive(nforeign)) {
     sched.deadlockSince = 0;
     deferdeadlock();
     return;
@@ -1785,13 +1798,18 @@ void checkdead() {
   // been created to wake a goroutine and not have made its first call yet
   // (a std::thread started right before main blocks). It gets a grace
   // period: the report comes once the deadlock has lasted that long.
-  if (unknownThreadsAlive()) {
+  if (unknownThreadsAlive(nforeign)) {
     std::int64_t now = nanotime();
     if (sched.deadlockSince == 0) sched.deadlockSince = now;
     if (now - sched.deadlockSince < kDeadlockGraceNS) {
       deferdeadlock();
       return;
     }
+  }
+  if (foreignActive(sched.nforeign.value())) {
+    sched.deadlockSince = 0;
+    deferdeadlock();
+    return;
   }
   sched.lock.unlock();
   detail::fatal("all goroutines are asleep - deadlock!");
