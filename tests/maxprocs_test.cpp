@@ -129,6 +129,13 @@ TEST(MaxProcsResize, MainReturningDuringStopTheWorldEndsTheRun) {
             for (;;) goro::yield();
           });
           for (int i = 0; i < r % 7; i++) goro::yield();
+          // On a busy machine main may return before the other goroutine
+          // ever runs: every fourth run waits for a first change, so that
+          // main returns while the next stop-the-world is under way.
+          if (r % 4 == 3) {
+            auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+            while (changes.load() == 0 && std::chrono::steady_clock::now() < deadline) goro::yield();
+          }
           return 100 + r;
         },
         {.maxprocs = 2});
