@@ -502,10 +502,13 @@ TEST(Mutex, UnlockInASyscallInStarvationMode) {
       [] {
         goro::Mutex mu;
         mu.lock();
-        std::atomic<bool> got{false};
+        std::atomic<bool> got{false}, checked{false};
         goro::go([&] {
           mu.lock();  // waits; then is woken, loses the race, and starves
           got = true;
+          // Hold the mutex until main has looked: if sysmon hands main's P
+          // off during its system call, this may run before main's check.
+          while (!checked.load()) goro::yield();
           mu.unlock();
         });
         goro::yield();  // it runs and blocks
@@ -514,7 +517,11 @@ TEST(Mutex, UnlockInASyscallInStarvationMode) {
         mu.lock();      // and barge in before it runs
         goro::yield();  // it runs: waited over 1 ms, lock taken: starvation mode
         goro::syscall([&] { mu.unlock(); });
-        EXPECT_FALSE(mu.try_lock()) << "not in starvation mode: the test did not test it";
+        // Starvation mode handed the mutex to the waiter: it is not free.
+        bool taken = mu.try_lock();
+        EXPECT_FALSE(taken) << "not in starvation mode: the test did not test it";
+        if (taken) mu.unlock();
+        checked = true;
         ASSERT_TRUE(goro::testing::wait_until([&] { return got.load(); }));
       },
       {.maxprocs = 1});
