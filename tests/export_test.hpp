@@ -184,7 +184,7 @@ inline int goroutines_waiting(runtime::WaitReason r) {
   runtime::MutexGuard l(runtime::allglock);
   int n = 0;
   for (const G* gp : runtime::allgs) {
-    if (runtime::readgstatus(gp) == runtime::_Gwaiting && gp->waitreason == r) n++;
+    if (runtime::readgstatus(gp) == runtime::_Gwaiting && gp->waitreason.load(std::memory_order_relaxed) == r) n++;
   }
   return n;
 }
@@ -195,7 +195,7 @@ inline bool goroutine_waiting(std::uint64_t goid, WaitReason* why = nullptr) {
   runtime::MutexGuard l(runtime::allglock);
   for (const G* gp : runtime::allgs) {
     if (runtime::readgstatus(gp) == runtime::_Gwaiting && gp->goid == goid) {
-      if (why != nullptr) *why = gp->waitreason;
+      if (why != nullptr) *why = gp->waitreason.load(std::memory_order_relaxed);
       return true;
     }
   }

@@ -1028,7 +1028,7 @@ Gobuf* mexitlocked();
 Gobuf* goexit0(G* gp) {
   M* mp = getg()->m;
   casgstatus(gp, _Grunning, _Gdead);
-  gp->waitreason = WaitReason::zero;
+  gp->waitreason.store(WaitReason::zero, std::memory_order_relaxed);
   gp->entry = nullptr;
   gp->closure = nullptr;
   gp->eh = EhGlobals{};  // (empty: the entry caught everything)
@@ -1674,10 +1674,10 @@ __attribute__((no_sanitize("thread"))) void schedtrace(bool detailed) {
     for (G* gp : allgs) {
       M* mp = gp->m;
       M* lm = gp->lockedm;
-      std::snprintf(buf, sizeof buf, "  G%llu: status=%u(%s) m=%lld lockedm=%lld\n",
-                    static_cast<unsigned long long>(gp->goid), readgstatus(gp), wait_reason_string(gp->waitreason),
-                    static_cast<long long>(mp != nullptr ? mp->id : -1),
-                    static_cast<long long>(lm != nullptr ? lm->id : -1));
+      std::snprintf(
+          buf, sizeof buf, "  G%llu: status=%u(%s) m=%lld lockedm=%lld\n", static_cast<unsigned long long>(gp->goid),
+          readgstatus(gp), wait_reason_string(gp->waitreason.load(std::memory_order_relaxed)),
+          static_cast<long long>(mp != nullptr ? mp->id : -1), static_cast<long long>(lm != nullptr ? lm->id : -1));
       out += buf;
     }
   }
@@ -2128,7 +2128,7 @@ void gopark(bool (*unlockf)(G*, void*), void* lock, WaitReason reason) {
   M* mp = gp->m;
   mp->waitlock = lock;
   mp->waitunlockf = unlockf;
-  gp->waitreason = reason;
+  gp->waitreason.store(reason, std::memory_order_relaxed);
   mcall(&park_m);
 }
 
@@ -2362,7 +2362,7 @@ void newproc_commit(NewProc np) {
   G* me = getg();
   P* pp = np.foreign ? nullptr : me->m->p;
   newg->goid = newgoid(pp);
-  newg->waitreason = WaitReason::zero;
+  newg->waitreason.store(WaitReason::zero, std::memory_order_relaxed);
   casgstatus(newg, _Gdead, _Grunnable);
   if (pp != nullptr) {
     pp->counters.created.inc();

@@ -83,7 +83,9 @@ struct G {
   Gobuf sched;  // saved context while not running
   Stack stack;
   std::atomic<std::uint32_t> atomicstatus{_Gidle};
-  WaitReason waitreason = WaitReason::zero;
+  // Relaxed atomic: dumps, schedtrace and tests read it while the goroutine
+  // may be parking again (its status, read first, orders the rest).
+  std::atomic<WaitReason> waitreason{WaitReason::zero};
   M* m = nullptr;          // the M running it; nullptr when not running
   M* lockedm = nullptr;    // the M it is wired to (lock_os_thread)
   G* schedlink = nullptr;  // run queue and free list link

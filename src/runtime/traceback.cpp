@@ -80,7 +80,8 @@ const char* status_string(std::uint32_t s) {
 const char* goroutineheader(const G* gp, char (&buf)[160]) {
   std::uint32_t s = readgstatus(gp);
   const char* what = status_string(s);
-  if (s == _Gwaiting && gp->waitreason != WaitReason::zero) what = wait_reason_string(gp->waitreason);
+  WaitReason why = gp->waitreason.load(std::memory_order_relaxed);
+  if (s == _Gwaiting && why != WaitReason::zero) what = wait_reason_string(why);
   long long mins = 0;
   if (s == _Gwaiting && gp->waitsince != 0) mins = (nanotime() - gp->waitsince) / 60000000000;
   if (mins >= 1) {
