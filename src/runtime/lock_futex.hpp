@@ -31,7 +31,7 @@ extern std::atomic<int> ncpu;
 class Mutex {
  public:
   void lock() {
-    mlocks_add(1);
+    mlocks_add<1>();
     std::uint32_t v = key_.exchange(kLocked, std::memory_order_acquire);
     if (v != kUnlocked) lock_slow(v);
   }
@@ -39,7 +39,7 @@ class Mutex {
     if (key_.exchange(kUnlocked, std::memory_order_release) == kSleeping) {
       futexwakeup(&key_, 1);
     }
-    mlocks_add(-1);
+    mlocks_add<-1>();
   }
   bool held() const { return key_.load(std::memory_order_relaxed) != kUnlocked; }
 
