@@ -1773,6 +1773,14 @@ void checkdead() {
       if (s == _Gwaiting) {
         grunning++;
       } else if (s == _Grunnable || s == _Grunning || s == _Gsyscall) {
+        // A plain thread that registered since the look above may be in
+        // go(): its goroutine is runnable, and the thread waits for
+        // sched.lock to queue it (its call is counted until then).
+        if (foreignActive(sched.nforeign.value())) {
+          sched.deadlockSince = 0;
+          deferdeadlock();
+          return;
+        }
         printerr("runtime: checkdead: find g ");
         printerr_u64(gp->goid);
         printerr(" in status ");
