@@ -289,7 +289,7 @@ bool block_on(hchan* c, WaitQ& q, void* ep, WaitReason reason) {
   bool thread = gp->threadnote != nullptr;
   LocalSudog local;
   Sudog* mysg = thread ? local.get() : acquireSudog();
-  if (gp->threadnote != nullptr) gp->threadnote->clear();
+  if (thread) gp->threadnote->clear();
   mysg->elem = ep;
   mysg->g = gp;
   mysg->isSelect = false;

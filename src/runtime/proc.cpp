@@ -1727,6 +1727,13 @@ void deferdeadlock() {
   if (sched.sysmonwait) sysmonwake_locked();
 }
 
+// A plain thread may still wake somebody: no deadlock, and the grace for
+// unknown threads starts again. sched.lock held.
+void deferforforeign() {
+  sched.deadlockSince = 0;
+  deferdeadlock();
+}
+
 // checkdead: called with sched.lock held whenever an M goes idle. If no M
 // is running, no goroutine can ever run again: a deadlock (Go's checkdead),
 // unless a timer is pending or a plain thread may still wake somebody.
@@ -1761,8 +1768,7 @@ void checkdead() {
            foreign_wakers.load(std::memory_order_seq_cst) != 0;
   };
   if (foreignActive(nforeign)) {
-    sched.deadlockSince = 0;
-    deferdeadlock();
+    deferforforeign();
     return;
   }
   std::int32_t grunning = 0;
@@ -1777,8 +1783,7 @@ void checkdead() {
         // go(): its goroutine is runnable, and the thread waits for
         // sched.lock to queue it (its call is counted until then).
         if (foreignActive(sched.nforeign.value())) {
-          sched.deadlockSince = 0;
-          deferdeadlock();
+          deferforforeign();
           return;
         }
         printerr("runtime: checkdead: find g ");
@@ -1815,8 +1820,7 @@ void checkdead() {
     }
   }
   if (foreignActive(sched.nforeign.value())) {
-    sched.deadlockSince = 0;
-    deferdeadlock();
+    deferforforeign();
     return;
   }
   sched.lock.unlock();

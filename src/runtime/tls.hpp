@@ -48,7 +48,7 @@ inline int* mlocksp() {
       : "=r"(p));
   return p;
 }
-// Adds d to the calling thread's lock count: one instruction, for the
+// Adds d to the calling thread's lock count: one add to the TLS slot, for the
 // runtime mutex's hot paths. No "memory" clobber (it made every channel
 // operation reload what it held in registers: chan_prodcons_1x1 7 % slower):
 // nothing the compiler keeps lives in this slot, and the reader, mlocksp(),
