@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "foreign.hpp"
 #include "hchan.hpp"
 #include "panic.hpp"
 #include "proc.hpp"
@@ -123,15 +124,6 @@ struct ThreadWaiter {
 static_assert(std::is_standard_layout_v<ThreadWaiter>, "ThreadWaiter::of needs offsetof");
 
 }  // namespace
-
-std::atomic<std::int32_t> foreign_wakers{0};
-
-ForeignWake::ForeignWake() : active_(getg() == nullptr) {
-  if (active_) {
-    foreign_register();
-    foreign_wakers.fetch_add(1, std::memory_order_seq_cst);
-  }
-}
 
 G* current_waiter() {
   if (G* gp = getg()) {

@@ -1,10 +1,22 @@
 // os.hpp — what the scheduler needs from the operating system, beside
-// futexes (lock_futex.hpp): CPU count, signal stacks and handlers.
+// futexes (lock_futex.hpp): clock, CPU and thread counts, thread stacks,
+// signal stacks and handlers.
 // Invariant: Linux specifics stay behind these functions (os_linux.cpp,
 // signal_unix.cpp). Mirrors os_linux.go and signal_unix.go.
 #pragma once
 
+#include <cstdint>
+
 namespace goro::runtime {
+
+// CLOCK_MONOTONIC in nanoseconds.
+std::int64_t nanotime();
+
+// The calling thread's stack, [lo, hi) (ASan needs a g0's bounds).
+void thread_stack_bounds(std::uintptr_t* lo, std::uintptr_t* hi);
+
+// The process's thread count (-1: cannot tell), from /proc/self/stat.
+long procthreads();
 
 // errno of the calling thread, read and written through a function the
 // compiler cannot see into: __errno_location is declared const, so code

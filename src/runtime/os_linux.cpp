@@ -1,7 +1,10 @@
-// os_linux.cpp — Linux: futexes, CPU count (affinity and cgroup quota).
+// os_linux.cpp — Linux: futexes, the monotonic clock, CPU count (affinity
+// and cgroup quota), thread stack bounds and the process's thread count.
 // Invariant: futexsleep may return spuriously; callers loop.
 // Mirrors os_linux.go and lock_futex.go.
+#include <fcntl.h>
 #include <linux/futex.h>
+#include <pthread.h>
 #include <sched.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -10,6 +13,8 @@
 #include <cerrno>
 #include <climits>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -170,6 +175,42 @@ int osinit_ncpu() {
   if (n < 1) n = 1;
   ncpu.store(n, std::memory_order_relaxed);
   return n;
+}
+
+std::int64_t nanotime() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return std::int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+long procthreads() {
+  int fd = ::open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char buf[1024];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return -1;
+  buf[n] = '\0';
+  // Field 20 (num_threads), counted after the ")" that ends field 2.
+  const char* p = std::strrchr(buf, ')');
+  if (p == nullptr) return -1;
+  int field = 2;
+  for (; *p != '\0' && field < 20; p++) {
+    if (*p == ' ') field++;
+  }
+  return std::strtol(p, nullptr, 10);
+}
+
+void thread_stack_bounds(std::uintptr_t* lo, std::uintptr_t* hi) {
+  pthread_attr_t attr;
+  if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+    void* addr = nullptr;
+    std::size_t size = 0;
+    pthread_attr_getstack(&attr, &addr, &size);
+    pthread_attr_destroy(&attr);
+    *lo = reinterpret_cast<std::uintptr_t>(addr);
+    *hi = *lo + size;
+  }
 }
 
 }  // namespace goro::runtime

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "os.hpp"
 #include "runtime2.hpp"
 #include "tls.hpp"
 
@@ -63,36 +64,6 @@ extern Mutex allglock;
 extern std::vector<G*> allgs;
 extern PMask idlepMask;
 extern std::atomic<bool> runtime_active;
-
-// A plain thread inside the runtime (go(), timers, stats): counted while
-// there, so that teardown waits for it to leave; refused (ok() false) when
-// no runtime runs or the run is ending. Goroutines pass through for free.
-extern std::atomic<std::int32_t> foreign_calls;
-class ForeignCall {
- public:
-  ForeignCall() : active_(getg() == nullptr) {
-    if (!active_) return;
-    foreign_calls.fetch_add(1, std::memory_order_seq_cst);
-    if (!runtime_active.load(std::memory_order_seq_cst) || sched.exiting.load(std::memory_order_seq_cst)) {
-      foreign_calls.fetch_sub(1, std::memory_order_seq_cst);
-      active_ = false;
-      ok_ = false;
-    }
-  }
-  ~ForeignCall() {
-    if (active_) foreign_calls.fetch_sub(1, std::memory_order_seq_cst);
-  }
-  ForeignCall(const ForeignCall&) = delete;
-  ForeignCall& operator=(const ForeignCall&) = delete;
-  bool ok() const { return ok_; }
-  // The count outlives this guard: whoever ends the call subtracts it
-  // (newproc_commit/abort).
-  void keep() { active_ = false; }
-
- private:
-  bool active_;
-  bool ok_ = true;
-};
 
 // casgstatus: the one way a G's status changes; an illegal transition or a
 // status other than `from` is a fatal error.
@@ -150,38 +121,9 @@ inline void preemptcheck() { preemptcheck(getg()); }
 // local run queue (semrelease's handoff uses it).
 void goyield();
 
-std::int64_t nanotime();
 // A cheap clock for wait times: nanotime as sysmon last read it, at most
 // 10 ms old while any P runs (sysmon's longest sleep then).
 std::int64_t coarsetime();
-
-// A plain thread (not an M) used the runtime in this run: while it lives,
-// and is not blocked in the runtime, it may still wake goroutines, so
-// checkdead does not call their waiting a deadlock. (A thread that never
-// used the runtime does not count: API.md, Fatal errors.)
-void foreign_register();
-inline void foreign_use() {
-  if (getg() == nullptr) foreign_register();
-}
-// The entry of a channel operation or a select: a preemption point for a
-// goroutine, as Go's function prologues are (one that sends and receives
-// without ever blocking still yields its slice), and for a plain thread the
-// mark that it used the runtime. One TLS read for both.
-inline void chanop_enter() {
-  G* gp = getg();
-  if (gp == nullptr) {
-    foreign_register();
-  } else {
-    preemptcheck(gp);
-  }
-}
-// The calling plain thread is about to block in the runtime (a channel, a
-// semaphore): it no longer counts as one that may wake a goroutine.
-// Returns a token for foreign_unblock, which whoever wakes it calls before
-// the wakeup (so checkdead never sees it blocked once it may run), or the
-// thread itself when it did not block after all.
-std::uint32_t foreign_block();
-void foreign_unblock(std::uint32_t token);
 
 // Stop every P at its next scheduling point, and start them again (Go's
 // stopTheWorldWithSema/startTheWorldWithSema); procs > 0 resizes to procs
@@ -191,5 +133,84 @@ void startTheWorld(std::int32_t procs);
 std::uint32_t fastrand();
 // Goroutines alive in the current run (Go's gcount).
 std::int32_t gcount();
+
+// ---------------------------------------------------------------------------
+// Between the scheduler's files. Each function's comment is at its
+// definition; the file that defines it is named above each group.
+
+// proc.cpp
+extern M* m0;
+extern G* maingp;                      // the main goroutine of the run
+extern std::atomic<bool> mainStarted;  // main is running (checkdead)
+extern std::atomic<std::int32_t> allglen;
+void mcall(McallFn fn, bool dying = false);
+void acquirep(P* pp);
+P* releasep();
+void globrunqput(G* gp);
+void gostart(G* gp, std::uintptr_t top);
+Gobuf* execute(G* gp, bool inheritTime);
+Gobuf* schedule();
+void dropg();
+Gobuf* gosched_m(G* gp);
+Gobuf* goexit0(G* gp);
+void main_returned();
+
+// idle.cpp
+void pidleput(P* pp);
+P* pidleget();
+M* mget();
+void startm(P* pp, bool spinning);
+void wakep();
+void mPark(M* mp);
+void stopm();
+void m0retire();
+void resetspinning();
+
+// mstart.cpp
+void newm(M* mp);
+void checkmcount();
+M* allocm_locked(void (*fn)(), P* pp);
+void minit(M* mp);
+void mstart1(void* arg);
+Gobuf* mexit();
+std::int32_t mcount();
+
+// gfree.cpp
+void gfputglobal(G* gp);
+void gfput(P* pp, G* gp);
+G* gfget(P* pp);
+void gfpurge(P* pp);
+void scavengegstacks();
+G* malg();
+std::uint64_t newgoid(P* pp);
+
+// syscall.cpp
+void pstopped_locked(P* pp);
+void handoffp(P* pp);
+void insyscall(M* mp);
+
+// lockosthread.cpp
+void stoplockedm();
+void startlockedm(G* gp);
+Gobuf* mexitlocked();
+
+// procresize.cpp
+void preemptall();
+void gcstopm();
+
+// sysmon.cpp
+extern std::int32_t debug_schedtrace;  // GORO_DEBUG=schedtrace=MS
+extern bool debug_scheddetail;         // GORO_DEBUG=scheddetail=1
+extern std::int64_t runstarttime;
+void sysmonwake_locked();
+void newsysmon();
+void schedtrace(bool detailed);
+
+// checkdead.cpp
+void checkdead();
+
+// runtime1.cpp
+int resolve_procs(const Options& opts);
+void teardown();
 
 }  // namespace goro::runtime

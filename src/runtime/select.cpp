@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "foreign.hpp"
 #include "hchan.hpp"
 #include "panic.hpp"
 #include "proc.hpp"

@@ -29,6 +29,7 @@
 // A woken waiter re-checks the count unless it was handed to it (ticket).
 #include "sema.hpp"
 
+#include "foreign.hpp"
 #include "panic.hpp"
 #include "proc.hpp"
 

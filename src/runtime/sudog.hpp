@@ -72,27 +72,6 @@ void sudogfreeall();
 // Sudogs allocated in this run (the caches keep the count small).
 std::size_t sudogs_allocated();
 
-// A plain thread waking waiters (it dequeued one, or may): counted from
-// under the queue's lock until its last ready_waiter, so that teardown,
-// after detaching the abandoned goroutines, waits for such wakers before
-// freeing Gs and sudogs. Goroutines (whose Ms teardown joins) are not
-// counted. done() ends it early, before the thread blocks.
-extern std::atomic<std::int32_t> foreign_wakers;
-class ForeignWake {
- public:
-  ForeignWake();
-  ~ForeignWake() { done(); }
-  ForeignWake(const ForeignWake&) = delete;
-  ForeignWake& operator=(const ForeignWake&) = delete;
-  void done() {
-    if (active_) foreign_wakers.fetch_sub(1, std::memory_order_seq_cst);
-    active_ = false;
-  }
-
- private:
-  bool active_;
-};
-
 // The blocking side, for goroutines and plain threads alike.
 // current_waiter: the current G, or the calling thread's stand-in G.
 G* current_waiter();

@@ -15,6 +15,7 @@
 #include <string>
 #include <thread>
 
+#include "foreign.hpp"
 #include "goro/time.hpp"
 #include "hchan.hpp"
 #include "panic.hpp"

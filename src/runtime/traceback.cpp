@@ -11,6 +11,7 @@
 #include <ostream>
 #include <string>
 
+#include "foreign.hpp"
 #include "goro/debug.hpp"
 #include "panic.hpp"
 #include "proc.hpp"

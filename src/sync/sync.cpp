@@ -8,6 +8,7 @@
 #include <new>
 #include <string>
 
+#include "foreign.hpp"
 #include "proc.hpp"
 #include "sema.hpp"
 

@@ -1,0 +1,254 @@
+// sysmon.cpp — sysmon, the monitor thread without a P: retake (P handoff
+// from long system calls, preemption of long time slices), the coarse
+// clock, the thread limit and schedtrace.
+// Invariants: sysmon holds no P and never blocks on a runtime lock held
+// across a goroutine switch; it sleeps (sysmonwait) while every P is idle.
+// Mirrors proc.go's sysmon/retake and schedtrace.
+
+#include <pthread.h>
+
+#include <cstdio>
+#include <string>
+
+#include "panic.hpp"
+#include "proc.hpp"
+#include "san.hpp"
+#include "time.hpp"
+
+namespace goro::runtime {
+
+namespace {
+
+constexpr std::int64_t kForcePreemptNS = std::int64_t{10} * 1000 * 1000;  // Go's forcePreemptNS
+
+}  // namespace
+
+std::int32_t debug_schedtrace = 0;  // GORO_DEBUG=schedtrace=MS
+
+bool debug_scheddetail = false;  // GORO_DEBUG=scheddetail=1
+
+std::int64_t runstarttime = 0;
+
+void sysmonwake_locked() {
+  sched.sysmonwait = false;
+  sched.sysmonWake.store(1, std::memory_order_seq_cst);
+  futexwakeup(&sched.sysmonWake, 1);
+}
+
+namespace {
+
+void sysmonsleep(std::int64_t ns) {
+  futexsleep(&sched.sysmonWake, 0, ns);
+  sched.sysmonWake.store(0, std::memory_order_seq_cst);
+}
+
+void incidlelocked(std::int32_t v) {
+  MutexGuard l(sched.lock);
+  sched.nmidlelocked += v;
+  if (v > 0) checkdead();
+}
+
+// retake: hand off Ps that have sat in a system call, and ask goroutines
+// that have run for a whole forcePreemptNS slice to yield. Returns the
+// number of Ps retaken.
+std::uint32_t retake(std::int64_t now) {
+  std::uint32_t n = 0;
+  for (P* pp : allp) {
+    auto& pd = pp->sysmontick;
+    std::uint32_t s = pp->status.load(std::memory_order_acquire);
+    bool sysretake = false;
+    if (s == _Prunning || s == _Psyscall) {
+      // Preempt G if it's running for too long.
+      std::uint32_t t = pp->schedtick.get();
+      if (pd.schedtick != t) {
+        pd.schedtick = t;
+        pd.schedwhen = now;
+      } else if (pd.schedwhen + kForcePreemptNS <= now) {
+        pp->preempt.store(true, std::memory_order_relaxed);
+        // In case of syscall, preemption does not work: retake the P.
+        sysretake = true;
+      }
+    }
+    if (s == _Psyscall) {
+      // Retake P from syscall if it's there for more than 1 sysmon tick.
+      std::uint32_t t = pp->syscalltick.get();
+      if (!sysretake && pd.syscalltick != t) {
+        pd.syscalltick = t;
+        pd.syscallwhen = now;
+        continue;
+      }
+      // On the one hand we don't want to retake Ps if there is no other
+      // work to do, but on the other hand we want to retake them
+      // eventually because they can prevent the sysmon thread from deep
+      // sleep.
+      if (runqempty(pp->runq) && sched.nmspinning.load() + sched.npidle.load() > 0 &&
+          pd.syscallwhen + kForcePreemptNS > now) {
+        continue;
+      }
+      // Pretend one more M is running until the P is handed off: the M
+      // in the system call may return meanwhile, find no P, go idle and
+      // run checkdead while this P is in flight (Go's incidlelocked(-1)).
+      incidlelocked(-1);
+      std::uint32_t expect = _Psyscall;
+      if (pp->status.compare_exchange_strong(expect, _Pidle, std::memory_order_acq_rel)) {
+        n++;
+        pp->syscalltick.inc();
+        pp->counters.handoffs.inc();
+        handoffp(pp);
+      }
+      incidlelocked(1);
+    }
+  }
+  return n;
+}
+
+// sysmon: a thread of its own, with no P, that runs while any P works:
+// retakes Ps from system calls, asks long-running goroutines to yield,
+// prints schedtrace. Sleeps 20 us, doubling after 1 ms without anything
+// to do, up to 10 ms; and not at all while every P is idle.
+void* sysmon(void*) {
+  std::int64_t lasttrace = 0;
+  int idle = 0;  // how many cycles in succession we had not woken somebody
+  std::int64_t delay = 0;
+  for (;;) {
+    if (idle == 0) {
+      delay = 20;  // start with 20us sleep...
+    } else if (idle > 50) {
+      delay *= 2;  // start doubling the sleep after 1ms...
+    }
+    if (delay > std::int64_t{10} * 1000) delay = std::int64_t{10} * 1000;  // up to 10ms
+    sysmonsleep(delay * 1000);
+    if (sched.exiting.load(std::memory_order_acquire)) break;
+    std::int64_t now = nanotime();
+    sched.coarsenow.store(now, std::memory_order_relaxed);
+    if (debug_schedtrace <= 0 &&
+        (sched.gcwaiting.load() || sched.npidle.load() == gomaxprocs.load(std::memory_order_relaxed))) {
+      sched.lock.lock();
+      if (!sched.exiting.load(std::memory_order_relaxed) &&
+          (sched.gcwaiting.load() || sched.npidle.load() == gomaxprocs.load(std::memory_order_relaxed))) {
+        // Deep sleep: until the next timer, or until a P goes to work.
+        std::int64_t next = timeSleepUntil();
+        if (next == 0 || next > now) {
+          sched.sysmonwait = true;
+          bool deferred = sched.deadlockDeferred.load();
+          sched.lock.unlock();
+          std::int64_t sleep = next == 0 ? -1 : next - now;
+          // A deadlock put off for plain threads is looked at again.
+          constexpr std::int64_t kDeadlockRecheck = std::int64_t{100} * 1000 * 1000;
+          if (deferred && (sleep < 0 || sleep > kDeadlockRecheck)) sleep = kDeadlockRecheck;
+          sysmonsleep(sleep);
+          sched.lock.lock();
+          sched.sysmonwait = false;
+          if (deferred && !sched.exiting.load(std::memory_order_relaxed)) {
+            sched.deadlockDeferred.store(false);
+            checkdead();
+          }
+          idle = 0;
+          delay = 20;
+        }
+      }
+      sched.lock.unlock();
+      if (sched.exiting.load(std::memory_order_acquire)) break;
+      now = nanotime();
+      sched.coarsenow.store(now, std::memory_order_relaxed);
+    }
+    // A timer long overdue while nobody sleeps until timers (every M busy
+    // with long goroutines, or asleep): start a spinning M to run it.
+    std::int64_t next = timeSleepUntil();
+    if (next != 0 && next < now - std::int64_t{1000} * 1000 && !sched.polling.load()) wakep();
+    if (retake(now) != 0) {
+      idle = 0;
+    } else {
+      idle++;
+    }
+    if (debug_schedtrace > 0 && lasttrace + std::int64_t{debug_schedtrace} * 1000000 <= now) {
+      lasttrace = now;
+      schedtrace(debug_scheddetail);
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+// newsysmon: start sysmon's thread. It counts against the thread limit,
+// but not as a running M for checkdead (nmsys).
+void newsysmon() {
+  sched.lock.lock();
+  checkmcount();
+  sched.mnext++;
+  sched.nmsys++;
+  sched.lock.unlock();
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, san::kAsan || san::kTsan ? 8 << 20 : 256 << 10);
+  int err = pthread_create(&sched.sysmonthread, &attr, &sysmon, nullptr);
+  pthread_attr_destroy(&attr);
+  if (err != 0) detail::fatal("newosproc: pthread_create failed (sysmon)");
+  sched.sysmonstarted = true;
+}
+
+// schedtrace: Go's SCHED lines. It reads Ms, Ps and Gs that change under
+// it, as Go's does: the figures are a snapshot, not a consistent cut.
+__attribute__((no_sanitize("thread"))) void schedtrace(bool detailed) {
+  std::int64_t now = nanotime();
+  std::string out;
+  char buf[256];
+  MutexGuard l(sched.lock);
+  std::snprintf(buf, sizeof buf,
+                "SCHED %lldms: gomaxprocs=%d idleprocs=%d threads=%d spinningthreads=%d needspinning=0 "
+                "idlethreads=%d runqueue=%d",
+                static_cast<long long>((now - runstarttime) / 1000000), gomaxprocs.load(), sched.npidle.load(),
+                mcount(), sched.nmspinning.load(), sched.nmidle, sched.runqsize.load());
+  out += buf;
+  if (detailed) {
+    std::snprintf(buf, sizeof buf, " gcwaiting=%s nmidlelocked=%d stopwait=%d sysmonwait=%s\n",
+                  sched.gcwaiting.load() ? "true" : "false", sched.nmidlelocked, sched.stopwait,
+                  sched.sysmonwait ? "true" : "false");
+    out += buf;
+  }
+  std::size_t np = allp.size();
+  for (std::size_t i = 0; i < np; i++) {
+    P* pp = allp[i];
+    M* mp = pp->m;
+    std::uint32_t len = runqlen(pp->runq);
+    if (detailed) {
+      std::snprintf(buf, sizeof buf,
+                    "  P%zu: status=%u schedtick=%u syscalltick=%u m=%lld runqsize=%u gfreecnt=%d timerslen=%d\n", i,
+                    pp->status.load(), pp->schedtick.get(), pp->syscalltick.get(),
+                    static_cast<long long>(mp != nullptr ? mp->id : -1), len, pp->gFree.n.load(),
+                    pp->timers.len.load());
+    } else {
+      std::snprintf(buf, sizeof buf, " %s%u%s", i == 0 ? "[" : "", len, i == np - 1 ? "]\n" : "");
+    }
+    out += buf;
+  }
+  if (detailed) {
+    for (M* mp = allm; mp != nullptr; mp = mp->alllink) {
+      P* pp = mp->p;
+      G* gp = mp->curg;
+      G* lg = mp->lockedg;
+      std::snprintf(buf, sizeof buf,
+                    "  M%lld: p=%d curg=%lld mallocing=0 throwing=0 preemptoff= locks=%d dying=0 spinning=%s "
+                    "blocked=%s lockedg=%lld\n",
+                    static_cast<long long>(mp->id), pp != nullptr ? pp->id : -1,
+                    gp != nullptr ? static_cast<long long>(gp->goid) : -1LL, mp->locks != nullptr ? *mp->locks : 0,
+                    mp->spinning ? "true" : "false", mp->blocked ? "true" : "false",
+                    lg != nullptr ? static_cast<long long>(lg->goid) : -1LL);
+      out += buf;
+    }
+    MutexGuard la(allglock);
+    for (G* gp : allgs) {
+      M* mp = gp->m;
+      M* lm = gp->lockedm;
+      std::snprintf(
+          buf, sizeof buf, "  G%llu: status=%u(%s) m=%lld lockedm=%lld\n", static_cast<unsigned long long>(gp->goid),
+          readgstatus(gp), wait_reason_string(gp->waitreason.load(std::memory_order_relaxed)),
+          static_cast<long long>(mp != nullptr ? mp->id : -1), static_cast<long long>(lm != nullptr ? lm->id : -1));
+      out += buf;
+    }
+  }
+  printerr(out.c_str());
+}
+
+}  // namespace goro::runtime
