@@ -61,18 +61,16 @@ void startm(P* pp, bool spinning) {
   sched.lock.lock();
   if (sched.exiting.load(std::memory_order_relaxed)) {
     sched.lock.unlock();
-    if (spinning) sched.nmspinning.fetch_sub(1);
+    if (spinning) dropSpinning(nullptr);
     return;
   }
   if (pp == nullptr) {
     pp = pidleget();
     if (pp == nullptr) {
       sched.lock.unlock();
-      if (spinning) {
-        // The caller incremented nmspinning, but there are no idle Ps,
-        // so it's okay to just undo the increment and give up.
-        if (sched.nmspinning.fetch_sub(1) - 1 < 0) detail::fatal("startm: negative nmspinning");
-      }
+      // The caller incremented nmspinning, but there are no idle Ps,
+      // so it's okay to just undo the increment and give up.
+      if (spinning) dropSpinning(nullptr);
       return;
     }
   }
@@ -149,10 +147,7 @@ void stopm() {
 // a system M, not a running one, for checkdead.
 void m0retire() {
   M* mp = getg()->m;
-  if (mp->spinning) {
-    mp->spinning = false;
-    if (sched.nmspinning.fetch_sub(1) - 1 < 0) detail::fatal("m0retire: negative nmspinning");
-  }
+  if (mp->spinning) dropSpinning(mp);
   if (mp->p != nullptr) handoffp(releasep());
   sched.lock.lock();
   if (sched.exiting.load(std::memory_order_relaxed)) {
@@ -169,15 +164,30 @@ void m0retire() {
   mp->blocked = false;
 }
 
+// becomeSpinning/dropSpinning: the one way an M starts and stops spinning
+// (looking for work with a P and none of its own), counted in nmspinning so
+// that wakep starts no other M meanwhile. The decrement is a seq_cst RMW:
+// the full fence findRunnable's delicate dance relies on. dropSpinning
+// (nullptr) undoes the increment a waker made for an M that never started.
+// A negative count, or dropping an M that is not spinning, is fatal.
+void becomeSpinning(M* mp) {
+  mp->spinning = true;
+  sched.nmspinning.fetch_add(1, std::memory_order_seq_cst);
+}
+
+void dropSpinning(M* mp) {
+  if (mp != nullptr) {
+    if (!mp->spinning) detail::fatal("dropSpinning: not a spinning m");
+    mp->spinning = false;
+  }
+  if (sched.nmspinning.fetch_sub(1, std::memory_order_seq_cst) - 1 < 0) detail::fatal("negative nmspinning");
+}
+
 // resetspinning: the M found work while spinning. It stops spinning and,
 // since the work may be the first of several, wakes another spinning M.
 void resetspinning() {
   M* mp = getg()->m;
-  if (!mp->spinning) detail::fatal("resetspinning: not a spinning m");
-  mp->spinning = false;
-  if (sched.nmspinning.fetch_sub(1, std::memory_order_seq_cst) - 1 < 0) {
-    detail::fatal("resetspinning: negative nmspinning");
-  }
+  dropSpinning(mp);
   wakep();
 }
 

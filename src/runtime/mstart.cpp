@@ -46,10 +46,7 @@ M* allocm_locked(void (*fn)(), P* pp) {
 // context saved when it started (mstart / run).
 Gobuf* mexit() {
   M* mp = getg()->m;
-  if (mp->spinning) {
-    mp->spinning = false;
-    sched.nmspinning.fetch_sub(1);
-  }
+  if (mp->spinning) dropSpinning(mp);
   san::handle_no_return();
   return &mp->exitbuf;
 }

@@ -406,10 +406,7 @@ top:
   // to half the number of busy Ps: on a machine with few busy Ps, many
   // spinning Ms burn CPU for nothing.
   if (mp->spinning || 2 * sched.nmspinning.load() < gomaxprocs.load(std::memory_order_relaxed) - sched.npidle.load()) {
-    if (!mp->spinning) {
-      mp->spinning = true;
-      sched.nmspinning.fetch_add(1);
-    }
+    if (!mp->spinning) becomeSpinning(mp);
     bool newWork = false;
     if (G* gp = stealWork(pp, now, pollUntil, newWork)) return gp;
     if (newWork) goto top;
@@ -437,15 +434,11 @@ top:
   // round, work submitted after the check but before the drop would find
   // an M still spinning, wake nobody, and sit there.
   if (mp->spinning) {
-    mp->spinning = false;
-    if (sched.nmspinning.fetch_sub(1, std::memory_order_seq_cst) - 1 < 0) {
-      detail::fatal("findrunnable: negative nmspinning");
-    }
+    dropSpinning(mp);
     // Every per-P ring...
     if (P* p2 = checkRunqsNoP()) {
       acquirep(p2);
-      mp->spinning = true;
-      sched.nmspinning.fetch_add(1);
+      becomeSpinning(mp);
       goto top;
     }
     // ...and the global queue: unlike Go, threads that are not Ms put Gs
@@ -457,8 +450,7 @@ top:
       sched.lock.unlock();
       if (p2 != nullptr) {
         acquirep(p2);
-        mp->spinning = true;
-        sched.nmspinning.fetch_add(1);
+        becomeSpinning(mp);
         goto top;
       }
     }

@@ -164,6 +164,8 @@ void wakep();
 void mPark(M* mp);
 void stopm();
 void m0retire();
+void becomeSpinning(M* mp);
+void dropSpinning(M* mp);
 void resetspinning();
 
 // mstart.cpp

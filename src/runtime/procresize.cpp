@@ -28,10 +28,7 @@ void preemptall() {
 // the world starts again.
 void gcstopm() {
   M* mp = getg()->m;
-  if (mp->spinning) {
-    mp->spinning = false;
-    if (sched.nmspinning.fetch_sub(1) - 1 < 0) detail::fatal("gcstopm: negative nmspinning");
-  }
+  if (mp->spinning) dropSpinning(mp);
   P* pp = releasep();
   sched.lock.lock();
   pstopped_locked(pp);
