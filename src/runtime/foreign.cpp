@@ -40,12 +40,6 @@ ForeignWake::ForeignWake() : active_(getg() == nullptr) {
   }
 }
 
-// A full fence between a plain thread's globrunqput and its wakep (a
-// seq_cst RMW, which TSan understands, unlike atomic_thread_fence): pairs
-// with the spinning M's decrement of nmspinning and its re-check of
-// runqsize.
-void foreign_put_fence() { sched.runqsize.fetch_add(0, std::memory_order_seq_cst); }
-
 void foreign_newrun(std::uint32_t gen) {
   sched.nforeign.reset(gen);
   sched.nforeignblocked.reset(gen);

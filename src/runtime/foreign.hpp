@@ -95,11 +95,6 @@ inline void chanop_enter() {
 std::uint32_t foreign_block();
 void foreign_unblock(std::uint32_t token);
 
-// A full fence between a plain thread's globrunqput and its wakep: pairs
-// with a spinning M's decrement of nmspinning and re-check of the global
-// queue (proc.cpp, globrunqput).
-void foreign_put_fence();
-
 // A new run starts counting afresh (gen: the run's generation).
 void foreign_newrun(std::uint32_t gen);
 

@@ -205,10 +205,24 @@ P* releasep() {
 // holding a P does not need that, as it looks at the global queue itself
 // before it sleeps (the wakeup only adds parallelism); a thread with no P
 // (goready or go() from a plain thread) does, and follows the put with
-// foreign_put_fence.
+// runqputNoP's fence.
 void globrunqput(G* gp) {
   sched.runq.pushBack(gp);
   sched.runqsize.store(sched.runqsize.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+// runqputNoP: gp, runnable, goes on the global queue from a thread with no P
+// (a plain thread, or a goroutine inside a system call), and an M is woken
+// for it. Between the put and wakep, a full fence (a seq_cst RMW, which
+// TSan understands, unlike atomic_thread_fence): it pairs with a spinning
+// M's decrement of nmspinning and re-check of runqsize (findRunnable).
+void runqputNoP(G* gp) {
+  {
+    MutexGuard l(sched.lock);
+    globrunqput(gp);
+  }
+  sched.runqsize.fetch_add(0, std::memory_order_seq_cst);
+  wakep();
 }
 
 namespace {
@@ -720,15 +734,9 @@ void goready(G* gp) {
   if (me == nullptr) foreign_register();
   casgstatus(gp, _Gwaiting, _Grunnable);
   P* pp = me != nullptr ? me->m->p : nullptr;
-  if (pp != nullptr) {
-    pp->counters.wakeups.inc();
-    runqput(pp, gp, true);
-  } else {
-    sched.lock.lock();
-    globrunqput(gp);
-    sched.lock.unlock();
-    foreign_put_fence();
-  }
+  if (pp == nullptr) return runqputNoP(gp);
+  pp->counters.wakeups.inc();
+  runqput(pp, gp, true);
   wakep();
 }
 
@@ -790,11 +798,7 @@ void newproc_commit(NewProc np) {
       mcall(&gosched_m);
     }
   } else {
-    sched.lock.lock();
-    globrunqput(newg);
-    sched.lock.unlock();
-    foreign_put_fence();
-    wakep();
+    runqputNoP(newg);
   }
   if (np.foreign) foreign_calls.fetch_sub(1, std::memory_order_seq_cst);
 }
