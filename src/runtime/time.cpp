@@ -74,6 +74,12 @@ void popTimer(PTimers& ts) {
   updateTimer0When(ts);
 }
 
+// Stale entries crowd a heap of n entries once they are more than a quarter
+// of it (Go's deletedTimers > len/4): then they are dropped all at once
+// (cleanTimers), so each costs O(1) amortized. The one threshold, for the
+// add, check and run paths.
+bool tooStale(std::int32_t stale, std::size_t n) { return stale > 0 && stale > static_cast<std::int32_t>(n / 4); }
+
 bool isStale(const TimerEntry& e) { return e.seq != e.t->seq.load(std::memory_order_acquire); }
 
 void timerRetain(Timer* t) {
@@ -120,8 +126,7 @@ void addTimerLocked(Timer* t, P* pp, std::vector<Timer*>& dropped) {
   PTimers& ts = pp->timers;
   timerRetain(t);
   MutexGuard l(ts.lock);
-  std::int32_t stale = ts.stale.load(std::memory_order_relaxed);
-  if (stale > 16 && stale > static_cast<std::int32_t>(ts.heap.size()) / 4) cleanTimers(ts, dropped);
+  if (tooStale(ts.stale.load(std::memory_order_relaxed), ts.heap.size())) cleanTimers(ts, dropped);
   ts.heap.push_back(TimerEntry{t->when, t, t->seq.load(std::memory_order_relaxed)});
   siftupTimer(ts.heap, ts.heap.size() - 1);
   updateTimer0When(ts);
@@ -173,8 +178,8 @@ std::int64_t checkTimers(P* pp, std::int64_t& now, bool* ran) {
   if (next > now) {
     // Nothing due; but clean up if stale entries crowd the heap (a timer
     // reset again and again far into the future leaves one per reset).
-    std::int32_t stale = ts.stale.load(std::memory_order_relaxed);
-    if (stale == 0 || stale <= ts.len.load(std::memory_order_relaxed) / 4) return next;
+    std::int32_t len = ts.len.load(std::memory_order_relaxed);
+    if (!tooStale(ts.stale.load(std::memory_order_relaxed), static_cast<std::size_t>(len))) return next;
   }
   std::vector<Timer*> dropped;
   for (;;) {
@@ -192,8 +197,7 @@ std::int64_t checkTimers(P* pp, std::int64_t& now, bool* ran) {
       continue;
     }
     if (e.when > now) {
-      std::int32_t stale = ts.stale.load(std::memory_order_relaxed);
-      if (stale > 0 && stale > static_cast<std::int32_t>(ts.heap.size()) / 4) cleanTimers(ts, dropped);
+      if (tooStale(ts.stale.load(std::memory_order_relaxed), ts.heap.size())) cleanTimers(ts, dropped);
       ts.lock.unlock();
       break;
     }
