@@ -279,8 +279,8 @@ bool block_on(hchan* c, WaitQ& q, void* ep, WaitReason reason) {
   detail::chanretain(c);
   G* gp = current_waiter();
   bool thread = gp->threadnote != nullptr;
-  LocalSudog local;
-  Sudog* mysg = thread ? local.get() : acquireSudog();
+  SudogLease lease(gp);
+  Sudog* mysg = lease.get();
   if (thread) gp->threadnote->clear();
   mysg->elem = ep;
   mysg->g = gp;
@@ -299,7 +299,6 @@ bool block_on(hchan* c, WaitQ& q, void* ep, WaitReason reason) {
   mysg->elem = nullptr;
   mysg->c = nullptr;
   mysg->isSend = false;
-  if (!thread) releaseSudog(mysg);
   detail::chanrelease(c);
   return success;
 }

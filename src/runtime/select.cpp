@@ -162,7 +162,7 @@ int selectgo(SelectCase* cas0, int ncases, bool block, bool* recvOK) {
   for (int i = 0; i < norder; i++) {
     int casi = lockorder[i];
     SelectCase& cs = cas0[casi];
-    Sudog* sg = thread ? &thread_sudogs[static_cast<std::size_t>(i)] : acquireSudog();
+    Sudog* sg = SudogLease::take(gp, thread ? &thread_sudogs[static_cast<std::size_t>(i)] : nullptr);
     sg->g = gp;
     sg->isSelect = true;
     sg->isSend = cs.send;
@@ -210,7 +210,7 @@ int selectgo(SelectCase* cas0, int ncases, bool block, bool* recvOK) {
     sg->elem = nullptr;
     sg->c = nullptr;
     sg->isSend = false;
-    if (!thread) releaseSudog(sg);
+    SudogLease::give(gp, sg);
     detail::chanrelease(cs.c);  // still locked by us: another handle exists (the case's)
   }
   if (casi < 0) {

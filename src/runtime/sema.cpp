@@ -262,8 +262,8 @@ void semacquire(std::atomic<std::uint32_t>* addr, bool lifo, WaitReason reason) 
   if (cansemacquire(addr)) return;
   G* gp = current_waiter();
   bool thread = gp->threadnote != nullptr;
-  LocalSudog local;  // a plain thread's sudog: on its stack, dequeued before it returns
-  Sudog* s = thread ? local.get() : acquireSudog();
+  SudogLease lease(gp);
+  Sudog* s = lease.get();
   SemaRoot* root = semroot(addr);
   for (;;) {
     root->lock.lock();
@@ -295,7 +295,6 @@ void semacquire(std::atomic<std::uint32_t>* addr, bool lifo, WaitReason reason) 
   s->elem = nullptr;
   s->g = nullptr;
   s->queue = Sudog::Queue::chan;
-  if (!thread) releaseSudog(s);
 }
 
 void sema_detach(Sudog* s) {
@@ -418,8 +417,8 @@ void notifyListWait(NotifyList* l, std::uint32_t t) {
   }
   G* gp = current_waiter();
   bool thread = gp->threadnote != nullptr;
-  LocalSudog local;
-  Sudog* s = thread ? local.get() : acquireSudog();
+  SudogLease lease(gp);
+  Sudog* s = lease.get();
   s->g = gp;
   s->ticket = t;
   s->next = nullptr;
@@ -439,7 +438,6 @@ void notifyListWait(NotifyList* l, std::uint32_t t) {
   s->next = nullptr;
   s->elem = nullptr;
   s->queue = Sudog::Queue::chan;
-  if (!thread) releaseSudog(s);
 }
 
 // A cancelled ticket that others came after: it stays in the list as a

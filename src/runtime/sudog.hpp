@@ -52,17 +52,34 @@ struct Sudog {
 Sudog* acquireSudog();
 void releaseSudog(Sudog* s);
 
-// A plain thread's sudog, on its own stack: built only when the waiter is
-// a thread (a goroutine's comes from acquireSudog), so that a goroutine
-// does not pay for initializing one it will not use.
-class LocalSudog {
+// SudogLease: the sudog the current waiter gp blocks with, for one
+// operation. A goroutine's comes from its P's cache (acquireSudog) and goes
+// back when the lease ends (releaseSudog checks that it was cleaned up); a
+// plain thread's is built in the thread's own storage (`local`: on its
+// stack, off every queue before the thread returns), and only then, so
+// that a goroutine does not pay for initializing one it will not use. The
+// one way chan, select and the semaphores get a sudog: select, which needs
+// one per case, uses take/give; the others the RAII lease.
+class SudogLease {
  public:
-  Sudog* get() { return ::new (buf_) Sudog; }
+  static Sudog* take(const G* gp, Sudog* local) {
+    return gp->threadnote != nullptr ? ::new (local) Sudog : acquireSudog();
+  }
+  static void give(const G* gp, Sudog* sg) {
+    if (gp->threadnote == nullptr) releaseSudog(sg);
+  }
+  explicit SudogLease(const G* gp) : gp_(gp), sg_(take(gp, reinterpret_cast<Sudog*>(buf_))) {}
+  ~SudogLease() { give(gp_, sg_); }
+  SudogLease(const SudogLease&) = delete;
+  SudogLease& operator=(const SudogLease&) = delete;
+  Sudog* get() const { return sg_; }
 
  private:
+  const G* gp_;
   alignas(Sudog) unsigned char buf_[sizeof(Sudog)];
+  Sudog* sg_;
 };
-static_assert(std::is_trivially_destructible_v<Sudog>, "LocalSudog never destroys its Sudog");
+static_assert(std::is_trivially_destructible_v<Sudog>, "SudogLease never destroys a thread's Sudog");
 // At the end of a run, a goroutine abandoned while blocked leaves the
 // queues it is on (channels, semaphores, notify lists), which may outlive
 // the run and be used by plain threads.
