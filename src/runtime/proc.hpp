@@ -199,6 +199,7 @@ Gobuf* mexitlocked();
 // procresize.cpp
 void preemptall();
 void gcstopm();
+P* allpslot(std::int32_t i);
 
 // sysmon.cpp
 extern std::int32_t debug_schedtrace;  // GORO_DEBUG=schedtrace=MS

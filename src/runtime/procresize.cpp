@@ -16,6 +16,19 @@
 
 namespace goro::runtime {
 
+// allpslot: the P in allp's slot i, made on first use; a P that died in a
+// shrink is brought back as it is (its queues were emptied then). The one
+// way a P is made.
+P* allpslot(std::int32_t i) {
+  P* pp = allp.slot(static_cast<std::size_t>(i));
+  if (pp == nullptr) {
+    pp = new P;
+    pp->id = i;
+    allp.set_slot(static_cast<std::size_t>(i), pp);
+  }
+  return pp;
+}
+
 // preemptall: ask the goroutine running on every P to stop at its next
 // preemption point.
 void preemptall() {
@@ -72,13 +85,7 @@ P* procresize(std::int32_t nprocs, std::vector<Timer*>& dropped) {
   if (nprocs < 1 || nprocs > detail::kMaxProcs) detail::fatal("procresize: invalid arg");
   // Grow: new Ps (or dead ones brought back) start stopped.
   for (std::int32_t i = old; i < nprocs; i++) {
-    P* pp = allp.slot(static_cast<std::size_t>(i));
-    if (pp == nullptr) {
-      pp = new P;
-      pp->id = i;
-      allp.set_slot(static_cast<std::size_t>(i), pp);
-    }
-    pp->status.store(_Pgcstop, std::memory_order_relaxed);
+    allpslot(i)->status.store(_Pgcstop, std::memory_order_relaxed);
   }
   G* gp = getg();
   M* mp = gp != nullptr ? gp->m : nullptr;

@@ -179,11 +179,7 @@ void schedinit(int procs, std::int32_t maxthreads) {
   gomaxprocs.store(procs);
   allp.clear();
   idlepMask.reset();
-  for (int i = 0; i < procs; i++) {
-    P* pp = new P;
-    pp->id = i;
-    allp.set_slot(static_cast<std::size_t>(i), pp);
-  }
+  for (int i = 0; i < procs; i++) allpslot(i);
   allp.set_size(static_cast<std::size_t>(procs));
   stealOrder.reset(static_cast<std::uint32_t>(procs));
   for (int i = procs - 1; i >= 1; i--) pidleput(allp[static_cast<std::size_t>(i)]);
@@ -329,14 +325,11 @@ int GORO_DETAIL_SAN_ABI::runtime_run(EntryFn main_entry, void* main_closure, con
   sched.coarsenow.store(runstarttime);
 
   // m0 is this thread; its g0 is this thread's stack.
-  m0 = new M;
-  m0->id = sched.mnext++;
+  {
+    MutexGuard l(sched.lock);
+    m0 = allocm_locked(nullptr, nullptr);
+  }
   m0->is_m0 = true;
-  m0->g0 = new G;
-  m0->g0->m = m0;
-  m0->fastrand = static_cast<std::uint64_t>(nanotime()) | 1;
-  m0->alllink = allm;
-  allm = m0;
   m0->thread = pthread_self();
   minit(m0);
   acquirep(allp[0]);
