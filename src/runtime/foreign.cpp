@@ -33,13 +33,6 @@ void foreign_unblock(std::uint32_t token) {
 
 std::atomic<std::int32_t> foreign_wakers{0};
 
-ForeignWake::ForeignWake() : active_(getg() == nullptr) {
-  if (active_) {
-    foreign_register();
-    foreign_wakers.fetch_add(1, std::memory_order_seq_cst);
-  }
-}
-
 void foreign_newrun(std::uint32_t gen) {
   sched.nforeign.reset(gen);
   sched.nforeignblocked.reset(gen);

@@ -46,27 +46,6 @@ class ForeignCall {
   bool ok_ = true;
 };
 
-// A plain thread waking waiters (it dequeued one, or may): counted from
-// under the queue's lock until its last ready_waiter, so that teardown,
-// after detaching the abandoned goroutines, waits for such wakers before
-// freeing Gs and sudogs. Goroutines (whose Ms teardown joins) are not
-// counted. done() ends it early, before the thread blocks.
-extern std::atomic<std::int32_t> foreign_wakers;
-class ForeignWake {
- public:
-  ForeignWake();
-  ~ForeignWake() { done(); }
-  ForeignWake(const ForeignWake&) = delete;
-  ForeignWake& operator=(const ForeignWake&) = delete;
-  void done() {
-    if (active_) foreign_wakers.fetch_sub(1, std::memory_order_seq_cst);
-    active_ = false;
-  }
-
- private:
-  bool active_;
-};
-
 // A plain thread (not an M) used the runtime in this run: while it lives,
 // and is not blocked in the runtime, it may still wake goroutines, so
 // checkdead does not call their waiting a deadlock. (A thread that never
@@ -87,6 +66,32 @@ inline void chanop_enter() {
     preemptcheck(gp);
   }
 }
+// A plain thread waking waiters (it dequeued one, or may): counted from
+// under the queue's lock until its last ready_waiter, so that teardown,
+// after detaching the abandoned goroutines, waits for such wakers before
+// freeing Gs and sudogs. Goroutines (whose Ms teardown joins) are not
+// counted. done() ends it early, before the thread blocks.
+extern std::atomic<std::int32_t> foreign_wakers;
+class ForeignWake {
+ public:
+  ForeignWake() : active_(getg() == nullptr) {
+    if (active_) {
+      foreign_register();
+      foreign_wakers.fetch_add(1, std::memory_order_seq_cst);
+    }
+  }
+  ~ForeignWake() { done(); }
+  ForeignWake(const ForeignWake&) = delete;
+  ForeignWake& operator=(const ForeignWake&) = delete;
+  void done() {
+    if (active_) foreign_wakers.fetch_sub(1, std::memory_order_seq_cst);
+    active_ = false;
+  }
+
+ private:
+  bool active_;
+};
+
 // The calling plain thread is about to block in the runtime (a channel, a
 // semaphore): it no longer counts as one that may wake a goroutine.
 // Returns a token for foreign_unblock, which whoever wakes it calls before

@@ -72,37 +72,7 @@ struct GoexitUnwind {};
 // Global run queue length per P beyond which a spawning goroutine yields.
 constexpr std::int32_t kSpawnBacklog = 512;
 
-// The transition table of runtime2.hpp's diagram.
-bool legal_transition(std::uint32_t from, std::uint32_t to) {
-  switch (from) {
-    case _Gidle:
-      return to == _Gdead;
-    case _Gdead:
-      return to == _Grunnable;
-    case _Grunnable:
-      return to == _Grunning;
-    case _Grunning:
-      return to == _Grunnable || to == _Gwaiting || to == _Gsyscall || to == _Gdead;
-    case _Gwaiting:
-      return to == _Grunnable;
-    case _Gsyscall:
-      return to == _Grunning || to == _Grunnable;
-    default:
-      return false;
-  }
-}
-
 }  // namespace
-
-void casgstatus(G* gp, std::uint32_t from, std::uint32_t to) {
-  if (from == to || !legal_transition(from, to)) {
-    detail::fatal("casgstatus: bad incoming values");
-  }
-  std::uint32_t old = from;
-  if (!gp->atomicstatus.compare_exchange_strong(old, to, std::memory_order_acq_rel)) {
-    detail::fatal("casgstatus: G is not in the expected status");
-  }
-}
 
 std::int64_t coarsetime() { return sched.coarsenow.load(std::memory_order_relaxed); }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "os.hpp"
+#include "panic.hpp"
 #include "runtime2.hpp"
 #include "tls.hpp"
 
@@ -66,8 +67,37 @@ extern PMask idlepMask;
 extern std::atomic<bool> runtime_active;
 
 // casgstatus: the one way a G's status changes; an illegal transition or a
-// status other than `from` is a fatal error.
-void casgstatus(G* gp, std::uint32_t from, std::uint32_t to);
+// status other than `from` is a fatal error. Inline: callers pass constant
+// states, so the table check folds away and only the CAS remains.
+// The transition table of runtime2.hpp's diagram.
+constexpr bool legal_transition(std::uint32_t from, std::uint32_t to) {
+  switch (from) {
+    case _Gidle:
+      return to == _Gdead;
+    case _Gdead:
+      return to == _Grunnable;
+    case _Grunnable:
+      return to == _Grunning;
+    case _Grunning:
+      return to == _Grunnable || to == _Gwaiting || to == _Gsyscall || to == _Gdead;
+    case _Gwaiting:
+      return to == _Grunnable;
+    case _Gsyscall:
+      return to == _Grunning || to == _Grunnable;
+    default:
+      return false;
+  }
+}
+
+inline void casgstatus(G* gp, std::uint32_t from, std::uint32_t to) {
+  if (from == to || !legal_transition(from, to)) {
+    detail::fatal("casgstatus: bad incoming values");
+  }
+  std::uint32_t old = from;
+  if (!gp->atomicstatus.compare_exchange_strong(old, to, std::memory_order_acq_rel)) {
+    detail::fatal("casgstatus: G is not in the expected status");
+  }
+}
 inline std::uint32_t readgstatus(const G* gp) { return gp->atomicstatus.load(std::memory_order_acquire); }
 
 // Park the current goroutine. On g0, after gp is _Gwaiting, unlockf(gp, lock)
