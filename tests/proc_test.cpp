@@ -24,6 +24,8 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "export_test.hpp"
@@ -605,56 +607,71 @@ TEST(Fairness, PingPongHog) {
                     "asynchronous preemption comes) and the counts measure the instrumentation, not the "
                     "scheduler. Go skips it under -race too.";
   }
-  run_checked(
-      [] {
-        goro::Chan<bool> done;
-        goro::Chan<bool> hogChan, lightChan;
-        std::atomic<std::int64_t> hogCount{0}, lightCount{0};
-        auto run = [&done](std::int64_t limit, std::atomic<std::int64_t>* counter, goro::Chan<bool> wake) {
-          for (;;) {
-            bool quit = false;
-            goro::select(goro::on_recv(done, [&](std::optional<bool>) { quit = true; }),
-                         goro::on_recv(wake, [&](std::optional<bool>) {
-                           // Plain loads and stores, as Go's *counter++: the
-                           // loop stays a loop, without atomic read-modify-writes.
-                           for (std::int64_t i = 0; i < limit; i++) {
-                             counter->store(counter->load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-                           }
-                           wake.send(true);
-                         }));
-            if (quit) return;
+  // One try: the hog and light counts after 100 ms.
+  auto attempt = [] {
+    std::int64_t h = 0, l = 0;
+    run_checked(
+        [&] {
+          goro::Chan<bool> done;
+          goro::Chan<bool> hogChan, lightChan;
+          std::atomic<std::int64_t> hogCount{0}, lightCount{0};
+          auto run = [&done](std::int64_t limit, std::atomic<std::int64_t>* counter, goro::Chan<bool> wake) {
+            for (;;) {
+              bool quit = false;
+              goro::select(goro::on_recv(done, [&](std::optional<bool>) { quit = true; }),
+                           goro::on_recv(wake, [&](std::optional<bool>) {
+                             // Plain loads and stores, as Go's *counter++: the
+                             // loop stays a loop, without atomic read-modify-writes.
+                             for (std::int64_t i = 0; i < limit; i++) {
+                               counter->store(counter->load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+                             }
+                             wake.send(true);
+                           }));
+              if (quit) return;
+            }
+          };
+          goro::WaitGroup wg;
+          wg.add(4);
+          for (int i = 0; i < 2; i++) {
+            goro::go([&] {
+              run(1000000, &hogCount, hogChan);
+              wg.done();
+            });
           }
-        };
-        goro::WaitGroup wg;
-        wg.add(4);
-        for (int i = 0; i < 2; i++) {
-          goro::go([&] {
-            run(1000000, &hogCount, hogChan);
-            wg.done();
-          });
-        }
-        for (int i = 0; i < 2; i++) {
-          goro::go([&] {
-            run(1000, &lightCount, lightChan);
-            wg.done();
-          });
-        }
-        hogChan.send(true);
-        lightChan.send(true);
-        goro::sleep_for(100ms);
-        done.close();
-        hogChan.recv();
-        lightChan.recv();
-        wg.wait();
-        // Go's factor: were the pairs scheduled badly, the gap would be
-        // about a thousandfold.
-        constexpr std::int64_t kFactor = 5;
-        std::int64_t h = hogCount.load(), l = lightCount.load();
-        EXPECT_TRUE(h <= l * kFactor && l <= h * kFactor)
-            << "want hogCount/lightCount in [1/5, 5]; got " << h << "/" << l << " = "
-            << static_cast<double>(h) / static_cast<double>(std::max<std::int64_t>(l, 1));
-      },
-      {.maxprocs = 1});
+          for (int i = 0; i < 2; i++) {
+            goro::go([&] {
+              run(1000, &lightCount, lightChan);
+              wg.done();
+            });
+          }
+          hogChan.send(true);
+          lightChan.send(true);
+          goro::sleep_for(100ms);
+          done.close();
+          hogChan.recv();
+          lightChan.recv();
+          wg.wait();
+          h = hogCount.load();
+          l = lightCount.load();
+        },
+        {.maxprocs = 1});
+    return std::pair{h, l};
+  };
+  // Go's factor: were the pairs scheduled badly, the gap would be about a
+  // thousandfold. On a loaded machine sysmon itself may not run for a
+  // while, and a hog's slice then lasts longer than 10 ms: the ratio is
+  // measured up to five times, and one try within the factor passes (a
+  // scheduling bug fails every try).
+  constexpr std::int64_t kFactor = 5;
+  std::int64_t h = 0, l = 0;
+  for (int i = 0; i < 5; i++) {
+    std::tie(h, l) = attempt();
+    if (h <= l * kFactor && l <= h * kFactor) break;
+    std::printf("try %d: hogCount/lightCount = %lld/%lld\n", i, static_cast<long long>(h), static_cast<long long>(l));
+  }
+  EXPECT_TRUE(h <= l * kFactor && l <= h * kFactor)
+      << "want hogCount/lightCount in [1/5, 5] in one of 5 tries; last got " << h << "/" << l << " = "
+      << static_cast<double>(h) / static_cast<double>(std::max<std::int64_t>(l, 1));
 }
 
 // TestGoroutineParallelism's idea: with two Ps, goroutines spawned by one
