@@ -380,6 +380,10 @@ Clock::time_point timeOf(std::int64_t nanotime_ns) {
 
 namespace detail {
 
+// Timers alive (runtime::timers_alive): one more in timer(), one less in
+// ~timer(). Relaxed: a count for tests, read once the timers are quiet.
+std::atomic<std::int64_t> timers_alive_count{0};
+
 // A timer shared by Timer/Ticker handles and by its heap entries.
 struct timer {
   runtime::Timer rt;
@@ -419,8 +423,18 @@ struct timer {
     rt.refs = &refs;
     rt.release = &destroy;
     rt.arg = this;
+    timers_alive_count.fetch_add(1, std::memory_order_relaxed);
   }
+  ~timer() { timers_alive_count.fetch_sub(1, std::memory_order_relaxed); }
+  timer(const timer&) = delete;
+  timer& operator=(const timer&) = delete;
 };
+
+}  // namespace detail
+
+std::int64_t runtime::timers_alive() { return detail::timers_alive_count.load(std::memory_order_relaxed); }
+
+namespace detail {
 
 void timer_retain(timer* t) noexcept { t->refs.fetch_add(1, std::memory_order_relaxed); }
 void timer_release(timer* t) noexcept {

@@ -75,6 +75,10 @@ void timersRelease(const std::vector<Timer*>& dropped);
 // Drop every heap entry (teardown), releasing the timers they hold.
 void timersDestroy(PTimers& ts);
 
+// Timers of the time API (Timer, Ticker, after, after_func) allocated and
+// not yet freed, over every run: the leak check in tests.
+std::int64_t timers_alive();
+
 // For tests: the first broken invariant of ts, or nullptr. The heap is a
 // 4-ary min-heap on when; len and timer0When match it; no entry's seq is
 // ahead of its timer's; a live entry's timer points back at ts with the
