@@ -266,7 +266,8 @@ void swap_regs(Ctx& from, Ctx& to, const std::uint64_t (&in)[6], std::uint64_t (
 }
 
 // A fresh context on a stack of its own: entered (by gostartcall's frame)
-// at fiber_entry, which runs body and then switches to exit_to for good.
+// at Fiber::entry (or the entry given), which runs body and then switches
+// to exit_to for good.
 struct Fiber {
   TestStack stack;
   Ctx ctx;
@@ -558,9 +559,9 @@ TEST_F(Context, ChainOfContextsRunsInOrder) {
           for (int lap = 0; lap < kLaps; lap++) {
             visits++;
             trace.push_back(i * 1000 + visits);
-            Ctx& next = i + 1 < kN ? fs[static_cast<std::size_t>(i + 1)]->ctx : main_;
+            Ctx& next = i + 1 < kN ? fs[static_cast<std::size_t>(i) + 1]->ctx : main_;
             if (lap == 0 && i + 1 < kN) {
-              Fiber::start(*fs[static_cast<std::size_t>(i + 1)], self.ctx);
+              Fiber::start(*fs[static_cast<std::size_t>(i) + 1], self.ctx);
             } else {
               swap(self.ctx, next);
             }
@@ -676,7 +677,7 @@ TEST_F(Context, GosaveIsTheExitOfAChainOfGogos) {
         [i](Fiber&) {
           one_way->trace->push_back(i);
           if (i + 1 < kN) {
-            Fiber::starting = (*one_way->fs)[static_cast<std::size_t>(i + 1)].get();
+            Fiber::starting = (*one_way->fs)[static_cast<std::size_t>(i) + 1].get();
             jump(Fiber::starting->ctx);
           }
           // The last: back to the thread, through its exit context.

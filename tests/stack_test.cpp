@@ -267,7 +267,7 @@ TEST_F(StackPool, BatchFreeGivesBackRunsAndKeepsGuards) {
 // A new stack size makes the pooled stacks useless: they are not handed
 // out again, and a stack of the old size freed afterwards is not pooled.
 TEST_F(StackPool, ResizeForgetsStacksOfTheOldSize) {
-  const std::size_t small = 64 * 1024, large = 128 * 1024;
+  const std::size_t small = std::size_t{64} * 1024, large = std::size_t{128} * 1024;
   rt::stackinit(small);
   Stack a = rt::stackalloc();
   Stack c = rt::stackalloc();
