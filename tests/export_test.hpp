@@ -1,8 +1,9 @@
 // export_test.hpp — the runtime internals that tests and benchmarks reach
 // (Go's export_test.go idea): a park/ready Parker, a join Countdown, the
 // workload scale (GORO_TEST_SCALE), and views of the stack pool, the
-// mappings, the channels' wait queues, parked goroutines and their wait
-// reasons, timer heaps, the current M and P, and the process's threads.
+// sudogs in use, the timers alive, the mappings, the channels' wait
+// queues, parked goroutines and their wait reasons, timer heaps, the
+// current M and P, and the process's threads.
 // Invariant: nothing here is public API; it is built on gopark/goready.
 #pragma once
 
@@ -23,6 +24,7 @@
 #include "san.hpp"
 #include "stack.hpp"
 #include "sudog.hpp"
+#include "time.hpp"
 
 namespace goro::testing {
 
@@ -122,6 +124,8 @@ class Countdown {
 
 inline std::size_t stacks_in_use() { return runtime::stacks_in_use(); }
 inline std::size_t sudogs_allocated() { return runtime::sudogs_allocated(); }
+inline std::int64_t sudogs_in_use() { return runtime::sudogs_in_use(); }
+inline std::int64_t timers_alive() { return runtime::timers_alive(); }
 // Dead Gs on the global free list that still hold a committed stack.
 // User plus system CPU time of the whole process so far, in milliseconds.
 inline double process_cpu_ms() {

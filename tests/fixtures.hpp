@@ -17,15 +17,20 @@ namespace goro::testing {
 
 // Runs body as the main goroutine. When body returns, every goroutine it
 // started must have finished (num_goroutine back to 1, waiting a little
-// for exiting ones); after run() no stack is left in use and the runtime's
-// threads are gone (no more threads than before, waiting a little for
-// exiting ones).
+// for exiting ones), and with them every sudog they acquired must be back
+// (sudogs in use as before body); after run() no stack is left in use, no
+// timer the run made is left alive (the heaps' references went with the
+// run: one a handle still holds is a leak), and the runtime's threads are
+// gone (no more threads than before, waiting a little for exiting ones).
 template <class F>
 void run_checked(F&& body, Options opts = {}) {
   const int threads_before = thread_count();
+  const std::int64_t timers_before = timers_alive();
   int leaked = -1;
+  std::int64_t sudogs_before = 0, sudogs_after = 0;
   int rc = goro::run(
       [&] {
+        sudogs_before = sudogs_in_use();
         body();
         // num_goroutine sums per-P counts without a lock (as Go's does),
         // so one reading may be off for a moment: three in a row must agree.
@@ -36,12 +41,22 @@ void run_checked(F&& body, Options opts = {}) {
           goro::yield();
         }
         leaked = agree == 3 ? 0 : goro::num_goroutine() - 1;
+        // The Ps' counts are read without their owners' locks: a moment
+        // after the last goroutine released its sudog, this one may still
+        // see that P's count from before.
+        sudogs_after = sudogs_in_use();
+        for (int i = 0; i < 100 && sudogs_after != sudogs_before; i++) {
+          goro::yield();
+          sudogs_after = sudogs_in_use();
+        }
         return 7;
       },
       opts);
   EXPECT_EQ(rc, 7);
   EXPECT_EQ(leaked, 0) << "goroutines still alive when the test body returned";
+  EXPECT_EQ(sudogs_after, sudogs_before) << "sudogs acquired and not released";
   EXPECT_EQ(stacks_in_use(), 0u) << "stacks not given back after run()";
+  EXPECT_EQ(timers_alive(), timers_before) << "timers left alive after run()";
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (thread_count() > threads_before && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));

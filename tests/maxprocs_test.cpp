@@ -2,6 +2,7 @@
 // (grow; shrink moving run queues, free Gs and timers of the removed Ps)
 // and start-the-world. Ports the intent of Go's runtime/proc_test.go
 // (stop-the-world while goroutines run; GOMAXPROCS changes in a loop).
+// Last, one workload swept over 1, 2, 4, 8 and 64 Ps.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -9,6 +10,8 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -356,3 +359,74 @@ TEST(MaxProcsResize, FromAPlainThreadDuringARun) {
     EXPECT_THROW(goro::maxprocs(2), std::logic_error);
   }).join();
 }
+
+// One workload at 1, 2, 4, 8 and 64 Ps, as marl sweeps its worker counts:
+// pairs of goroutines playing ping-pong over unbuffered channels (every
+// exchange a park and a ready, handed between Ps), a Mutex-guarded counter
+// they all bump, a fan-in of each pair's result over a buffered channel,
+// and a WaitGroup joining everyone. Whatever the number of Ps, every value
+// comes back in order and every count adds up; the run has the Ps asked
+// for, and goroutines run on those only.
+class MaxProcsSweep : public ::testing::TestWithParam<int> {};
+
+TEST_P(MaxProcsSweep, PingPongMutexFanInAndWaitGroup) {
+  const int procs = GetParam();
+  constexpr int kPairs = 48;
+  const int rounds = static_cast<int>(scaled(20000, 50));
+  run_checked(
+      [&] {
+        EXPECT_EQ(goro::maxprocs(), procs);
+        EXPECT_EQ(goro::debug::stats().maxprocs, procs);
+        goro::WaitGroup wg;
+        goro::Mutex mu;
+        std::int64_t guarded = 0;  // under mu
+        std::atomic<int> max_p{-1}, bad_replies{0};
+        goro::Chan<std::int64_t> results(kPairs);
+        auto note_p = [&] {
+          int p = goro::testing::current_p(), seen = max_p.load();
+          while (p > seen && !max_p.compare_exchange_weak(seen, p)) {
+          }
+        };
+        for (int pair = 0; pair < kPairs; pair++) {
+          goro::Chan<int> ping, pong;
+          wg.add(2);
+          goro::go([&, ping, pong, pair]() mutable {
+            std::int64_t sum = 0;
+            for (int i = 0; i < rounds; i++) {
+              ping.send(pair * rounds + i);
+              std::optional<int> r = pong.recv();
+              if (!r || *r != pair * rounds + i + 1) bad_replies++;
+              sum += r.value_or(0);
+            }
+            ping.close();
+            note_p();
+            results.send(sum);
+            wg.done();
+          });
+          goro::go([&, ping, pong]() mutable {
+            while (std::optional<int> v = ping.recv()) {
+              pong.send(*v + 1);
+              std::lock_guard<goro::Mutex> l(mu);
+              guarded++;
+            }
+            note_p();
+            wg.done();
+          });
+        }
+        wg.wait();
+        std::int64_t total = 0;
+        for (int pair = 0; pair < kPairs; pair++) total += results.recv().value();
+        EXPECT_FALSE(results.try_recv().has_value()) << "a pair sent its result twice";
+        EXPECT_EQ(bad_replies.load(), 0);
+        std::lock_guard<goro::Mutex> l(mu);
+        EXPECT_EQ(guarded, static_cast<std::int64_t>(kPairs) * rounds);
+        // Sum over pairs p and rounds i of p*rounds + i + 1.
+        const std::int64_t n = static_cast<std::int64_t>(kPairs) * rounds;
+        EXPECT_EQ(total, n * (n + 1) / 2);
+        EXPECT_GE(max_p.load(), 0);
+        EXPECT_LT(max_p.load(), procs) << "a goroutine ran on a P the run does not have";
+      },
+      {.maxprocs = procs});
+}
+
+INSTANTIATE_TEST_SUITE_P(Procs, MaxProcsSweep, ::testing::Values(1, 2, 4, 8, 64));

@@ -1,4 +1,8 @@
-// sema_test.cpp — the semaphore table (sema.cpp) through semacquire and
+// sema_test.cpp — the semaphore table (sema.cpp). First alone, with no
+// run: sudogs queued and dequeued directly (sema_enqueue, sema_dequeue,
+// sema_detach) on many addresses of one root, checked against a model
+// (FIFO per address, lifo at the head, removal from the middle) with the
+// treap's invariants after every step. Then through semacquire and
 // semrelease: many distinct addresses on one root (they sit 251*8 bytes
 // apart, so they hash alike) each with several waiters, goroutines and
 // plain threads mixed. Checks FIFO wakeups per address, lifo waiters
@@ -13,6 +17,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <deque>
+#include <map>
 #include <memory>
 #include <random>
 #include <thread>
@@ -24,10 +30,15 @@
 
 namespace {
 
+using goro::runtime::sema_dequeue;
+using goro::runtime::sema_detach;
+using goro::runtime::sema_enqueue;
 using goro::runtime::sema_invariant_violation;
+using goro::runtime::sema_root_index;
 using goro::runtime::sema_waiters;
 using goro::runtime::semacquire;
 using goro::runtime::semrelease;
+using goro::runtime::Sudog;
 using goro::runtime::WaitReason;
 using goro::testing::run_checked;
 using goro::testing::scaled;
@@ -48,6 +59,176 @@ class CollidingSems {
   std::size_t n_;
   std::unique_ptr<Sem[]> mem_;
 };
+
+// --- the table alone: sudogs queued by hand, no goroutine, no run --------
+
+// Whether s has no link into the table left (what a waiter gets back).
+bool unlinked(const Sudog* s) {
+  return s->next == nullptr && s->prev == nullptr && s->parent == nullptr && s->left == nullptr &&
+         s->right == nullptr && s->waittail == nullptr && s->priority == 0;
+}
+
+// The addresses these tests queue on collide, as they assume; the next
+// word does not.
+TEST(SemaTable, CollidingAddressesShareARoot) {
+  CollidingSems sems(64);
+  for (std::size_t i = 1; i < sems.size(); i++) EXPECT_EQ(sema_root_index(&sems[i]), sema_root_index(&sems[0]));
+  EXPECT_NE(sema_root_index(&sems[0] + 2), sema_root_index(&sems[0]));
+}
+
+// FIFO per address, lifo at the head, addresses independent; a dequeued
+// sudog comes back with every link cleared, and an address nobody waits
+// on yields nothing.
+TEST(SemaTable, FifoPerAddressAndLifoAtTheHead) {
+  CollidingSems sems(3);
+  std::vector<Sudog> sg(8);
+  sema_enqueue(&sg[0], &sems[1], false);
+  sema_enqueue(&sg[1], &sems[0], false);
+  sema_enqueue(&sg[2], &sems[1], false);
+  sema_enqueue(&sg[3], &sems[2], true);  // lifo on an address nobody waits on
+  sema_enqueue(&sg[4], &sems[1], false);
+  sema_enqueue(&sg[5], &sems[1], true);  // lifo in front of a list
+  sema_enqueue(&sg[6], &sems[2], false);
+  sema_enqueue(&sg[7], &sems[0], true);  // lifo in front of a lone waiter
+  ASSERT_EQ(sema_invariant_violation(), nullptr) << sema_invariant_violation();
+  EXPECT_EQ(sema_waiters(&sems[0]), 2u);
+  EXPECT_EQ(sema_waiters(&sems[1]), 4u);
+  EXPECT_EQ(sema_waiters(&sems[2]), 2u);
+  const std::vector<std::pair<std::size_t, std::size_t>> order = {{1, 5}, {0, 7}, {1, 0}, {2, 3},
+                                                                  {1, 2}, {2, 6}, {1, 4}, {0, 1}};
+  for (auto [addr, want] : order) {
+    Sudog* s = sema_dequeue(&sems[addr]);
+    ASSERT_EQ(s, &sg[want]) << "address " << addr;
+    EXPECT_EQ(s->elem, &sems[addr]);
+    EXPECT_TRUE(unlinked(s)) << "sudog " << want << " still linked";
+    const char* bad = sema_invariant_violation();
+    ASSERT_EQ(bad, nullptr) << bad;
+  }
+  for (std::size_t i = 0; i < 3; i++) {
+    EXPECT_EQ(sema_dequeue(&sems[i]), nullptr);
+    EXPECT_EQ(sema_waiters(&sems[i]), 0u);
+  }
+}
+
+// Removal from anywhere: from the middle of a list, its tail (waittail
+// moves back), its head (the next waiter becomes the tree node in its
+// place), and a lone node with tree children (the tree reshapes); the
+// others keep their order.
+TEST(SemaTable, DetachFromTheMiddle) {
+  CollidingSems sems(16);
+  std::vector<Sudog> lone(16), list(6);
+  // Other addresses first, so that sems[8]'s node has tree neighbours.
+  for (std::size_t i = 0; i < 16; i++) {
+    if (i != 8) sema_enqueue(&lone[i], &sems[i], false);
+  }
+  for (Sudog& s : list) sema_enqueue(&s, &sems[8], false);
+  ASSERT_EQ(sema_invariant_violation(), nullptr) << sema_invariant_violation();
+  auto detach = [](Sudog* s) {
+    sema_detach(s);
+    EXPECT_EQ(s->elem, nullptr);
+    EXPECT_TRUE(unlinked(s));
+    const char* bad = sema_invariant_violation();
+    EXPECT_EQ(bad, nullptr) << bad;
+  };
+  detach(&list[2]);  // middle
+  detach(&list[5]);  // tail
+  detach(&list[0]);  // head: the node
+  EXPECT_EQ(sema_waiters(&sems[8]), 3u);
+  // Lone nodes all over the tree, which rotate down and are cut off.
+  for (std::size_t i : {7, 0, 15, 4, 11}) detach(&lone[i]);
+  EXPECT_EQ(sema_waiters(&sems[7]), 0u);
+  for (std::size_t want : {1, 3, 4}) {
+    Sudog* s = sema_dequeue(&sems[8]);
+    ASSERT_EQ(s, &list[want]);
+    EXPECT_TRUE(unlinked(s));
+  }
+  EXPECT_EQ(sema_dequeue(&sems[8]), nullptr);
+  for (std::size_t i = 0; i < 16; i++) {
+    if (i == 8 || i == 7 || i == 0 || i == 15 || i == 4 || i == 11) continue;
+    EXPECT_EQ(sema_dequeue(&sems[i]), &lone[i]) << "address " << i;
+  }
+  const char* bad = sema_invariant_violation();
+  EXPECT_EQ(bad, nullptr) << bad;
+}
+
+// Random queueing (FIFO and lifo), dequeueing and detaching on many
+// addresses of one root and a few on other roots, against a model of each
+// address's queue: after every step the treap's invariants hold (order by
+// address, heap by priority, links, nwait), the touched address has the
+// model's number of waiters, and every dequeue returns the model's head.
+TEST(SemaTable, RandomOperationsMatchAModelAndKeepTheTreap) {
+  constexpr int kSteps = 20000;  // not scaled down: single-threaded, a few seconds under TSan
+  constexpr std::size_t kColliding = 64, kOthers = 8, kSudogs = 1500;
+  CollidingSems sems(kColliding);
+  std::vector<Sem> others(kOthers * 2);  // every other one: 16 bytes apart, on different roots
+  std::vector<Sem*> addrs;
+  for (std::size_t i = 0; i < kColliding; i++) addrs.push_back(&sems[i]);
+  for (std::size_t i = 0; i < kOthers; i++) addrs.push_back(&others[2 * i]);
+  std::vector<Sudog> pool(kSudogs);
+  std::vector<Sudog*> idle;
+  for (Sudog& s : pool) idle.push_back(&s);
+  std::map<const void*, std::deque<Sudog*>> model;
+  std::vector<Sudog*> queued;  // for picking one to detach
+  std::mt19937 rng(11);
+  auto pick = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
+  std::size_t max_waiting = 0;
+  for (int step = 0; step < kSteps; step++) {
+    // Grow for the first half, then shrink: deep lists and large trees both.
+    int grow = step < kSteps / 2 ? 60 : 35;
+    int r = static_cast<int>(rng() % 100);
+    Sem* a = addrs[pick(addrs.size())];
+    if (r < grow && !idle.empty()) {
+      Sudog* s = idle.back();
+      idle.pop_back();
+      bool lifo = rng() % 5 == 0;
+      sema_enqueue(s, a, lifo);
+      if (lifo) {
+        model[a].push_front(s);
+      } else {
+        model[a].push_back(s);
+      }
+      queued.push_back(s);
+    } else if (r < grow + (100 - grow) * 2 / 3) {
+      Sudog* s = sema_dequeue(a);
+      auto& q = model[a];
+      if (q.empty()) {
+        ASSERT_EQ(s, nullptr) << "step " << step;
+        continue;
+      }
+      ASSERT_EQ(s, q.front()) << "step " << step << ": not the head of the address's queue";
+      ASSERT_TRUE(unlinked(s)) << "step " << step;
+      q.pop_front();
+      queued.erase(std::find(queued.begin(), queued.end(), s));
+      s->elem = nullptr;
+      idle.push_back(s);
+    } else if (!queued.empty()) {
+      std::size_t k = pick(queued.size());
+      Sudog* s = queued[k];
+      a = static_cast<Sem*>(s->elem);
+      sema_detach(s);
+      ASSERT_TRUE(unlinked(s)) << "step " << step;
+      auto& q = model[a];
+      q.erase(std::find(q.begin(), q.end(), s));
+      queued[k] = queued.back();
+      queued.pop_back();
+      idle.push_back(s);
+    }
+    max_waiting = std::max(max_waiting, queued.size());
+    const char* bad = sema_invariant_violation();
+    ASSERT_EQ(bad, nullptr) << bad << " after step " << step;
+    ASSERT_EQ(sema_waiters(a), model[a].size()) << "step " << step;
+  }
+  EXPECT_GT(max_waiting, kSudogs / 4) << "the table never grew large";
+  // Drain: every address yields its model queue, in order.
+  for (Sem* a : addrs) {
+    for (Sudog* want : model[a]) ASSERT_EQ(sema_dequeue(a), want);
+    EXPECT_EQ(sema_dequeue(a), nullptr);
+  }
+  const char* bad = sema_invariant_violation();
+  EXPECT_EQ(bad, nullptr) << bad;
+}
+
+// --- through semacquire and semrelease ------------------------------------
 
 // Waiters on semaphores, goroutines or plain threads, started one at a
 // time: each is queued before start returns, so an address's queue order

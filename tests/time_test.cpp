@@ -1,9 +1,15 @@
 // time_test.cpp — timers: sleep_for/sleep_until, after, Timer, Ticker,
 // after_func, select on timer channels, and timer fairness. Ports the
 // intent of Go's time/sleep_test.go, time/tick_test.go and
-// runtime/proc_test.go (TestTimerFairness, TestTimerFairness2).
+// runtime/proc_test.go (TestTimerFairness, TestTimerFairness2). Last, the
+// per-P 4-ary heap of time.cpp at its own level: modtimer, deltimer and
+// checkTimers driven with a "now" of the test's choosing, the heap's
+// invariants (timers_invariant_violation) checked after every step.
+#include "time.hpp"
+
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -11,12 +17,14 @@
 #include <iterator>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "fixtures.hpp"
 #include "goro/goro.hpp"
+#include "proc.hpp"
 
 using namespace std::chrono_literals;
 using goro::Clock;
@@ -586,4 +594,209 @@ TEST(TimerStress, RepeatedResetFarAwayKeepsTheHeapSmall) {
     EXPECT_LE(goro::testing::timers_in_heaps(), 100);
     t.stop();
   });
+}
+
+// --- the timer heap alone ---------------------------------------------------
+//
+// Runtime timers (not counted: no handle, refs == nullptr) on the heap of
+// the only P, due far in the future by the clock, so that nothing but the
+// test's own checkTimers calls, with the test's "now", ever fires them.
+// One P, and the test never yields: no other M looks at this heap.
+
+namespace {
+
+namespace rt = goro::runtime;
+
+struct HeapTimer {
+  rt::Timer t;
+  int id = 0;
+  // The model.
+  bool pending = false;
+  std::int64_t when = 0, period = 0;
+};
+
+struct Firing {
+  int id;
+  std::int64_t when;  // the model's when for it, just before the firing
+};
+
+struct HeapHarness {
+  rt::P* pp = rt::getg()->m->p;
+  std::int64_t base = rt::nanotime() + std::int64_t{1000000} * 1000000000;  // a million seconds from now
+  std::vector<std::unique_ptr<HeapTimer>> ts;
+  std::vector<int> fired;  // ids, in firing order
+
+  static void record(void* arg, std::int64_t) {
+    auto* h = static_cast<HeapTimer*>(arg);
+    self->fired.push_back(h->id);
+  }
+  static inline HeapHarness* self = nullptr;
+
+  explicit HeapHarness(int n) {
+    self = this;
+    for (int i = 0; i < n; i++) {
+      ts.push_back(std::make_unique<HeapTimer>());
+      HeapTimer* h = ts.back().get();
+      h->id = i;
+      h->t.f = &record;
+      h->t.arg = h;
+    }
+  }
+  // Also after a failed assertion: no heap entry may outlive its timer.
+  ~HeapHarness() {
+    clear();
+    self = nullptr;
+  }
+
+  const char* violation() { return rt::timers_invariant_violation(pp->timers); }
+
+  // The model's earliest pending when (0: none).
+  std::int64_t next() const {
+    std::int64_t n = 0;
+    for (const auto& h : ts) {
+      if (h->pending && (n == 0 || h->when < n)) n = h->when;
+    }
+    return n;
+  }
+
+  // checkTimers at now: the timers the model says are due must fire, each
+  // once, in order of when; periodic ones move on by whole periods past
+  // now. Returns "" or what went wrong.
+  std::string fire(std::int64_t now) {
+    std::vector<Firing> due;
+    for (const auto& h : ts) {
+      if (h->pending && h->when <= now) due.push_back({h->id, h->when});
+    }
+    fired.clear();
+    bool ran = false;
+    std::int64_t n = now;
+    std::int64_t next_due = rt::checkTimers(pp, n, &ran);
+    if (ran != !due.empty()) return "checkTimers' ran flag is wrong";
+    // Periodic timers may fire once per call only: each due timer once.
+    if (fired.size() != due.size()) {
+      return "fired " + std::to_string(fired.size()) + " timers, " + std::to_string(due.size()) + " were due";
+    }
+    std::int64_t last = 0;
+    for (int id : fired) {
+      HeapTimer* h = ts[static_cast<std::size_t>(id)].get();
+      auto it = std::find_if(due.begin(), due.end(), [&](const Firing& f) { return f.id == id; });
+      if (it == due.end()) return "timer " + std::to_string(id) + " fired but was not due (or fired twice)";
+      if (it->when < last) return "timer " + std::to_string(id) + " fired after a later one";
+      last = it->when;
+      due.erase(it);
+      if (h->period > 0) {
+        h->when += (1 + (now - h->when) / h->period) * h->period;
+      } else {
+        h->pending = false;
+        h->when = 0;
+      }
+    }
+    // What checkTimers returns is when to look again: never later than the
+    // next pending timer, and after now (everything due has run). It may
+    // be earlier, the when of a stale entry (as Go's timer0When may be a
+    // deleted timer's), which costs an early look and no more.
+    std::int64_t want = next();
+    if (want != 0 && (next_due == 0 || next_due > want)) {
+      return "checkTimers returned " + std::to_string(next_due) + ", later than the next due " + std::to_string(want);
+    }
+    if (next_due != 0 && next_due <= now) return "checkTimers returned a time already due";
+    return "";
+  }
+
+  // Stops every timer and lets checkTimers drop the stale entries, so that
+  // nothing on the heap refers to them once they are freed.
+  void clear() {
+    for (auto& h : ts) {
+      rt::deltimer(&h->t);
+      h->pending = false;
+    }
+    std::int64_t now = base + (std::int64_t{1} << 40);
+    bool ran = false;
+    EXPECT_EQ(rt::checkTimers(pp, now, &ran), 0);
+    EXPECT_FALSE(ran);
+    EXPECT_EQ(pp->timers.len.load(), 0);
+  }
+};
+
+}  // namespace
+
+// Random adds, modifications (earlier or later, periodic or not) and
+// deletes: after each, the heap's invariants hold, modtimer and deltimer
+// report whether the timer was pending, and the earliest entry is no later
+// than the earliest pending timer. Every so often checkTimers runs at a
+// later "now": exactly the due timers fire, in order of when.
+TEST(TimerHeap, RandomAddModifyDeleteKeepTheHeapAndFireInOrder) {
+  run_checked(
+      [] {
+        HeapHarness hh(300);
+        ASSERT_EQ(hh.pp->timers.len.load(), 0) << "the heap was not empty to begin with";
+        std::mt19937_64 rng(5);
+        constexpr std::int64_t kSpan = 1000000;  // whens within base + [0, kSpan)
+        std::int64_t now = hh.base;
+        for (int step = 0; step < 20000; step++) {
+          HeapTimer* h = hh.ts[rng() % hh.ts.size()].get();
+          int op = static_cast<int>(rng() % 10);
+          if (op < 6) {
+            // Add or modify; a tenth of them periodic; some on the same when.
+            std::int64_t when = now + 1 + static_cast<std::int64_t>(rng() % kSpan);
+            if (op == 0) when = now + 1 + kSpan / 2;
+            std::int64_t period = rng() % 10 == 0 ? 1 + static_cast<std::int64_t>(rng() % (kSpan / 4)) : 0;
+            ASSERT_EQ(rt::modtimer(&h->t, when, period), h->pending) << "step " << step;
+            h->pending = true;
+            h->when = when;
+            h->period = period;
+          } else if (op < 9) {
+            ASSERT_EQ(rt::deltimer(&h->t), h->pending) << "step " << step;
+            h->pending = false;
+            h->when = h->period = 0;
+          } else {
+            now += static_cast<std::int64_t>(rng() % (kSpan / 8));
+            std::string why = hh.fire(now);
+            ASSERT_EQ(why, "") << "step " << step;
+          }
+          const char* bad = hh.violation();
+          ASSERT_EQ(bad, nullptr) << bad << " after step " << step;
+          std::int64_t first = hh.pp->timers.timer0When.load();
+          std::int64_t next = hh.next();
+          if (next != 0) {
+            ASSERT_NE(first, 0) << "step " << step;
+            ASSERT_LE(first, next) << "step " << step << ": a pending timer is earlier than the heap's first entry";
+          }
+        }
+      },
+      {.maxprocs = 1});
+}
+
+// Many timers, a quarter of them on one shared when: one checkTimers far
+// enough ahead fires them all, each once and in order of when; another one
+// just past the first periodic timer's next when fires exactly the periodic
+// ones due by then.
+TEST(TimerHeap, FiresEveryDueTimerOnceInOrder) {
+  run_checked(
+      [] {
+        HeapHarness hh(1000);
+        std::mt19937_64 rng(9);
+        for (auto& h : hh.ts) {
+          h->when = hh.base + 1 + (h->id % 4 == 0 ? 5000 : static_cast<std::int64_t>(rng() % 100000));
+          h->period = h->id % 10 == 1 ? 100000 + h->id : 0;
+          h->pending = true;
+          ASSERT_FALSE(rt::modtimer(&h->t, h->when, h->period));
+        }
+        ASSERT_EQ(hh.violation(), nullptr) << hh.violation();
+        EXPECT_EQ(hh.pp->timers.len.load(), 1000);
+        // Before anything is due: nothing fires.
+        EXPECT_EQ(hh.fire(hh.base), "");
+        EXPECT_TRUE(hh.fired.empty());
+        // Everything is due.
+        EXPECT_EQ(hh.fire(hh.base + 100000), "");
+        EXPECT_EQ(hh.fired.size(), 1000u);
+        ASSERT_EQ(hh.violation(), nullptr) << hh.violation();
+        EXPECT_EQ(hh.pp->timers.len.load(), 100) << "the periodic timers are not back on the heap";
+        // Past the next periodic whens: only the periodic timers fire again.
+        EXPECT_EQ(hh.fire(hh.base + 250000), "");
+        EXPECT_EQ(hh.fired.size(), 100u);
+        for (int id : hh.fired) EXPECT_EQ(id % 10, 1);
+        ASSERT_EQ(hh.violation(), nullptr) << hh.violation();
+      },
+      {.maxprocs = 1});
 }

@@ -53,6 +53,7 @@ Sudog* acquireSudog() {
   }
   Sudog* s = pp->sudogcache.back();
   pp->sudogcache.pop_back();
+  pp->sudogsInUse.inc(1);
   return s;
 }
 
@@ -71,6 +72,7 @@ void releaseSudog(Sudog* s) {
   s->queue = Sudog::Queue::chan;
   s->isSend = false;
   P* pp = getg()->m->p;
+  pp->sudogsInUse.inc(-1);
   if (pp->sudogcache.size() == kSudogCacheMax) {
     // Move half the local cache to the central one.
     MutexGuard l(central.lock);
@@ -85,6 +87,12 @@ void releaseSudog(Sudog* s) {
 std::size_t sudogs_allocated() {
   MutexGuard l(central.lock);
   return central.all.size();
+}
+
+std::int64_t sudogs_in_use() {
+  std::int64_t n = 0;
+  for (std::size_t i = 0; i < allp.created(); i++) n += allp.slot(i)->sudogsInUse.get();
+  return n;
 }
 
 void sudogfreeall() {

@@ -216,6 +216,10 @@ struct P {
   } gFree;
   PCounters counters;
   std::vector<Sudog*> sudogcache;  // Go's p.sudogcache
+  // Sudogs acquired on this P minus those released on it (chan.cpp). A
+  // goroutine may release its sudog on another P, so one P's count may be
+  // negative; the sum over every P of the run is the sudogs in use.
+  OwnerCounter<std::int64_t> sudogsInUse;
   PTimers timers;
 };
 

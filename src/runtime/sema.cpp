@@ -49,9 +49,8 @@ struct alignas(64) SemaRootPadded {
 };
 SemaRootPadded semtable[kSemTabSize];
 
-SemaRoot* semroot(const void* addr) {
-  return &semtable[(reinterpret_cast<std::uintptr_t>(addr) >> 3) % kSemTabSize].root;
-}
+std::size_t semindex(const void* addr) { return (reinterpret_cast<std::uintptr_t>(addr) >> 3) % kSemTabSize; }
+SemaRoot* semroot(const void* addr) { return &semtable[semindex(addr)].root; }
 
 bool addr_less(const void* a, const void* b) {
   return reinterpret_cast<std::uintptr_t>(a) < reinterpret_cast<std::uintptr_t>(b);
@@ -322,6 +321,25 @@ std::uint32_t sema_waiters(const void* addr) {
   std::uint32_t n = 0;
   for (const Sudog* s = find(root, addr); s != nullptr; s = s->next) n++;
   return n;
+}
+
+std::size_t sema_root_index(const void* addr) { return semindex(addr); }
+
+void sema_enqueue(Sudog* s, const void* addr, bool lifo) {
+  SemaRoot* root = semroot(addr);
+  MutexGuard l(root->lock);
+  s->elem = const_cast<void*>(addr);
+  s->queue = Sudog::Queue::sema;
+  queue(root, s, lifo);
+  root->nwait.fetch_add(1);
+}
+
+Sudog* sema_dequeue(const void* addr) {
+  SemaRoot* root = semroot(addr);
+  MutexGuard l(root->lock);
+  Sudog* s = dequeue(root, addr);
+  if (s != nullptr) root->nwait.fetch_sub(1);
+  return s;
 }
 
 const char* sema_invariant_violation() {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 
 #include "runtime2.hpp"
@@ -26,6 +27,14 @@ void semrelease(std::atomic<std::uint32_t>* addr, bool handoff);
 // nullptr. Both take the roots' locks.
 std::uint32_t sema_waiters(const void* addr);
 const char* sema_invariant_violation();
+// For tests of the table alone: the root addr hashes to, and the queue
+// operations of semacquire and semrelease on sudogs the caller owns, with
+// no waiter behind them (no park, no wakeup). sema_enqueue queues s on addr
+// (lifo: at the head); sema_dequeue takes addr's first waiter out (nullptr
+// if none), with its links cleared. sema_detach takes out any of them.
+std::size_t sema_root_index(const void* addr);
+void sema_enqueue(Sudog* s, const void* addr, bool lifo);
+Sudog* sema_dequeue(const void* addr);
 
 // Go's notifyList: tickets make Cond.Signal wake the longest waiter.
 struct NotifyList {

@@ -88,6 +88,10 @@ void detach_abandoned(G* gp);
 void sudogfreeall();
 // Sudogs allocated in this run (the caches keep the count small).
 std::size_t sudogs_allocated();
+// Sudogs acquired and not released in this run, summed over the Ps (each
+// counted by its owner, read here without a lock: exact once the Ps'
+// owners are quiet). The leak check in tests.
+std::int64_t sudogs_in_use();
 
 // The blocking side, for goroutines and plain threads alike.
 // current_waiter: the current G, or the calling thread's stand-in G.

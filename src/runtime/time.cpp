@@ -297,6 +297,36 @@ void timersDestroy(PTimers& ts) {
   }
 }
 
+const char* timers_invariant_violation(PTimers& ts) {
+  std::vector<TimerEntry> h;
+  {
+    MutexGuard l(ts.lock);
+    h = ts.heap;
+    for (std::size_t i = 1; i < h.size(); i++) {
+      if (h[(i - 1) / 4].when > h[i].when) return "heap order broken: an entry is due before its parent";
+    }
+    if (ts.len.load(std::memory_order_relaxed) != static_cast<std::int32_t>(h.size())) {
+      return "len differs from the heap's size";
+    }
+    if (ts.timer0When.load(std::memory_order_relaxed) != (h.empty() ? 0 : h[0].when)) {
+      return "timer0When is not the first entry's when";
+    }
+  }
+  std::vector<Timer*> live;
+  for (const TimerEntry& e : h) {
+    MutexGuard l(e.t->mu);
+    std::uint64_t seq = e.t->seq.load(std::memory_order_relaxed);
+    if (e.seq > seq) return "an entry's seq is ahead of its timer's";
+    if (e.seq < seq) continue;  // stale
+    if (e.t->ts != &ts) return "a live entry's timer does not point at its heap";
+    if (e.t->when != e.when) return "a live entry's when differs from its timer's";
+    live.push_back(e.t);
+  }
+  std::sort(live.begin(), live.end());
+  if (std::adjacent_find(live.begin(), live.end()) != live.end()) return "a timer has two live entries";
+  return nullptr;
+}
+
 namespace {
 
 void goroutineReady(void* arg, std::int64_t) { goready(static_cast<G*>(arg)); }
@@ -355,6 +385,10 @@ Clock::time_point timeOf(std::int64_t nanotime_ns) {
 
 namespace detail {
 
+// Timers alive (runtime::timers_alive): one more in timer(), one less in
+// ~timer(). Relaxed: a count for tests, read once the timers are quiet.
+std::atomic<std::int64_t> timers_alive_count{0};
+
 // A timer shared by Timer/Ticker handles and by its heap entries.
 struct timer {
   runtime::Timer rt;
@@ -394,8 +428,18 @@ struct timer {
     rt.refs = &refs;
     rt.release = &destroy;
     rt.arg = this;
+    timers_alive_count.fetch_add(1, std::memory_order_relaxed);
   }
+  ~timer() { timers_alive_count.fetch_sub(1, std::memory_order_relaxed); }
+  timer(const timer&) = delete;
+  timer& operator=(const timer&) = delete;
 };
+
+}  // namespace detail
+
+std::int64_t runtime::timers_alive() { return detail::timers_alive_count.load(std::memory_order_relaxed); }
+
+namespace detail {
 
 void timer_retain(timer* t) noexcept { t->refs.fetch_add(1, std::memory_order_relaxed); }
 void timer_release(timer* t) noexcept {

@@ -75,6 +75,18 @@ void timersRelease(const std::vector<Timer*>& dropped);
 // Drop every heap entry (teardown), releasing the timers they hold.
 void timersDestroy(PTimers& ts);
 
+// Timers of the time API (Timer, Ticker, after, after_func) allocated and
+// not yet freed, over every run: the leak check in tests.
+std::int64_t timers_alive();
+
+// For tests: the first broken invariant of ts, or nullptr. The heap is a
+// 4-ary min-heap on when; len and timer0When match it; no entry's seq is
+// ahead of its timer's; a live entry's timer points back at ts with the
+// entry's when, and no timer has two live entries. Takes ts.lock, then
+// (having released it, as the lock order wants) each timer's mu: call it
+// while ts's timers are left alone.
+const char* timers_invariant_violation(PTimers& ts);
+
 // The time an M blocked in findRunnable sleeps until is woken earlier when
 // a timer due before it is added (Go's netpollBreak); see proc.cpp.
 void wakeNetPoller(std::int64_t when);

@@ -116,7 +116,7 @@ TEST_P(SchedStress, EverythingAtOnce) {
   EXPECT_EQ(foreign.load(), 2 * scaled(500000, 250));
 }
 
-INSTANTIATE_TEST_SUITE_P(MaxProcs, SchedStress, ::testing::Values(2, 8));
+INSTANTIATE_TEST_SUITE_P(MaxProcs, SchedStress, ::testing::Values(1, 2, 4, 8, 64));
 
 // Threads of this process, once those that are exiting are gone (up to
 // 10 s): what a run left behind.
