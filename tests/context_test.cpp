@@ -69,31 +69,30 @@ ctx_entry_probe:
         jmp ctx_probed_entry
         .size ctx_entry_probe, .-ctx_entry_probe
 
-        .globl ctx_mcall_regs
-        .type ctx_mcall_regs, @function
-        .p2align 4
-ctx_mcall_regs:
+        # Loads rbx, rbp, r12-r15 from in[0..5], calls fn (its arguments
+        # already in place), stores them to out[0..5] after.
+        .macro CALL_WITH_REGS fn, in, out
         pushq %rbp
         pushq %rbx
         pushq %r12
         pushq %r13
         pushq %r14
         pushq %r15
-        pushq %r9               # out; seven pushes: rsp is 16-byte aligned again
-        movq 0(%r8), %rbx
-        movq 8(%r8), %rbp
-        movq 16(%r8), %r12
-        movq 24(%r8), %r13
-        movq 32(%r8), %r14
-        movq 40(%r8), %r15
-        call goro_mcall
-        popq %r9
-        movq %rbx, 0(%r9)
-        movq %rbp, 8(%r9)
-        movq %r12, 16(%r9)
-        movq %r13, 24(%r9)
-        movq %r14, 32(%r9)
-        movq %r15, 40(%r9)
+        pushq \out               # seven pushes: rsp is 16-byte aligned again
+        movq 0(\in), %rbx
+        movq 8(\in), %rbp
+        movq 16(\in), %r12
+        movq 24(\in), %r13
+        movq 32(\in), %r14
+        movq 40(\in), %r15
+        call \fn
+        popq \out
+        movq %rbx, 0(\out)
+        movq %rbp, 8(\out)
+        movq %r12, 16(\out)
+        movq %r13, 24(\out)
+        movq %r14, 32(\out)
+        movq %r15, 40(\out)
         popq %r15
         popq %r14
         popq %r13
@@ -101,40 +100,20 @@ ctx_mcall_regs:
         popq %rbx
         popq %rbp
         ret
+        .endm
+
+        .globl ctx_mcall_regs
+        .type ctx_mcall_regs, @function
+        .p2align 4
+ctx_mcall_regs:
+        CALL_WITH_REGS goro_mcall, %r8, %r9
         .size ctx_mcall_regs, .-ctx_mcall_regs
 
         .globl ctx_gosave_regs
         .type ctx_gosave_regs, @function
         .p2align 4
 ctx_gosave_regs:
-        pushq %rbp
-        pushq %rbx
-        pushq %r12
-        pushq %r13
-        pushq %r14
-        pushq %r15
-        pushq %r8               # out
-        movq 0(%rcx), %rbx
-        movq 8(%rcx), %rbp
-        movq 16(%rcx), %r12
-        movq 24(%rcx), %r13
-        movq 32(%rcx), %r14
-        movq 40(%rcx), %r15
-        call goro_gosave
-        popq %r8
-        movq %rbx, 0(%r8)
-        movq %rbp, 8(%r8)
-        movq %r12, 16(%r8)
-        movq %r13, 24(%r8)
-        movq %r14, 32(%r8)
-        movq %r15, 40(%r8)
-        popq %r15
-        popq %r14
-        popq %r13
-        popq %r12
-        popq %rbx
-        popq %rbp
-        ret
+        CALL_WITH_REGS goro_gosave, %rcx, %r8
         .size ctx_gosave_regs, .-ctx_gosave_regs
 
         .globl ctx_clobber_and_gogo
