@@ -1,9 +1,12 @@
 // idle.cpp — idle Ps and Ms, and spinning: pidleput/pidleget, mput/mget,
-// startm, wakep, stopm, m0retire, resetspinning.
+// pidlegetSpinning, startm, wakep, stopm, m0retire, resetspinning.
 // Invariants: the idle lists change under sched.lock; at most one M spins
 // per busy P (nmspinning), and an M that stops spinning re-checks every
 // queue after dropping nmspinning, so a wakep that saw it spinning is never
-// lost. Mirrors the "Worker thread parking/unparking" part of proc.go.
+// lost. A spinner that never got a P (wakep's, when startm finds none)
+// re-checks nothing: it sets sched.needspinning instead, and the next M
+// about to give up a P spins. tests/model/spinning.pml checks all of it.
+// Mirrors the "Worker thread parking/unparking" part of proc.go (Go 1.21).
 
 #include "panic.hpp"
 #include "proc.hpp"
@@ -28,6 +31,18 @@ P* pidleget() {
     // A P goes to work: sysmon, asleep while every P was idle, watches again.
     if (sched.sysmonwait) sysmonwake_locked();
   }
+  return pp;
+}
+
+// pidlegetSpinning: pidleget on behalf of an M that is (or will be)
+// spinning. Finding no P, it sets needspinning: the work that M was
+// looking for may sit behind a P whose M has already decided not to spin
+// (it saw this M in nmspinning) and is about to give the P up without a
+// re-check; that M sees needspinning under sched.lock and spins instead.
+// sched.lock must be held.
+P* pidlegetSpinning() {
+  P* pp = pidleget();
+  if (pp == nullptr) sched.needspinning.store(1, std::memory_order_seq_cst);
   return pp;
 }
 
@@ -65,12 +80,16 @@ void startm(P* pp, bool spinning) {
     return;
   }
   if (pp == nullptr) {
-    pp = pidleget();
+    pp = spinning ? pidlegetSpinning() : pidleget();
     if (pp == nullptr) {
-      sched.lock.unlock();
-      // The caller incremented nmspinning, but there are no idle Ps,
-      // so it's okay to just undo the increment and give up.
+      // The caller incremented nmspinning, but there are no idle Ps, so
+      // undo it and give up. Under the lock, in one step with
+      // needspinning: an M that read the increment and so chose not to
+      // spin either sees needspinning when it gives up its P, or reads
+      // nmspinning after the undo (tests/model/spinning.pml has the trace
+      // the other order loses a G in).
       if (spinning) dropSpinning(nullptr);
+      sched.lock.unlock();
       return;
     }
   }
@@ -167,12 +186,15 @@ void m0retire() {
 // becomeSpinning/dropSpinning: the one way an M starts and stops spinning
 // (looking for work with a P and none of its own), counted in nmspinning so
 // that wakep starts no other M meanwhile. The decrement is a seq_cst RMW:
-// the full fence findRunnable's delicate dance relies on. dropSpinning
-// (nullptr) undoes the increment a waker made for an M that never started.
-// A negative count, or dropping an M that is not spinning, is fatal.
+// the full fence findRunnable's delicate dance relies on. A new spinner
+// answers needspinning, so it clears it. becomeSpinning(nullptr) counts an
+// M that startm(pp, true) is about to start; dropSpinning(nullptr) undoes
+// the increment a waker made for an M that never started. A negative
+// count, or dropping an M that is not spinning, is fatal.
 void becomeSpinning(M* mp) {
-  mp->spinning = true;
+  if (mp != nullptr) mp->spinning = true;
   sched.nmspinning.fetch_add(1, std::memory_order_seq_cst);
+  sched.needspinning.store(0, std::memory_order_seq_cst);
 }
 
 void dropSpinning(M* mp) {

@@ -290,9 +290,9 @@ P* checkRunqsNoP() {
   for (P* p2 : allp) {
     if (!idlepMask.read(static_cast<std::uint32_t>(p2->id)) && !runqempty(p2->runq)) {
       sched.lock.lock();
-      P* pp = pidleget();
+      P* pp = pidlegetSpinning();
       sched.lock.unlock();
-      return pp;  // nullptr: no idle P, so every P is busy and will see the work
+      return pp;  // nullptr: every P is busy, and one about to idle spins (needspinning)
     }
   }
   return nullptr;
@@ -408,6 +408,14 @@ top:
     sched.lock.unlock();
     return gp;
   }
+  if (!mp->spinning && sched.needspinning.load(std::memory_order_seq_cst) == 1) {
+    // A spinner found no P for work it was woken for (pidlegetSpinning),
+    // and this M may have declined to spin because of that very spinner:
+    // look again, spinning, rather than idle the P.
+    becomeSpinning(mp);
+    sched.lock.unlock();
+    goto top;
+  }
   if (releasep() != pp) detail::fatal("findrunnable: wrong p");
   pidleput(pp);
   sched.lock.unlock();
@@ -430,7 +438,7 @@ top:
     // running M is left to find them.
     if (sched.runqsize.load(std::memory_order_seq_cst) != 0) {
       sched.lock.lock();
-      P* p2 = pidleget();
+      P* p2 = pidlegetSpinning();
       sched.lock.unlock();
       if (p2 != nullptr) {
         acquirep(p2);

@@ -188,6 +188,7 @@ void main_returned();
 // idle.cpp
 void pidleput(P* pp);
 P* pidleget();
+P* pidlegetSpinning();
 M* mget();
 void startm(P* pp, bool spinning);
 void wakep();

@@ -33,6 +33,7 @@ void handoffp(P* pp) {
   // needed by work that appears soon.
   std::int32_t zero = 0;
   if (sched.nmspinning.load() + sched.npidle.load() == 0 && sched.nmspinning.compare_exchange_strong(zero, 1)) {
+    sched.needspinning.store(0, std::memory_order_seq_cst);
     startm(pp, true);
     return;
   }
@@ -45,6 +46,17 @@ void handoffp(P* pp) {
   if (sched.runqsize.load(std::memory_order_relaxed) != 0) {
     sched.lock.unlock();
     startm(pp, false);
+    return;
+  }
+  // A spinner found no P for work it was woken for (pidlegetSpinning):
+  // this P is the one it needed, so an M spins on it. Go leaves this to
+  // asynchronous preemption (the work waits for its P's current G at most
+  // a slice); goro's preemption is cooperative, so a G behind one that
+  // computes without scheduling points could wait for good.
+  if (sched.needspinning.load(std::memory_order_seq_cst) == 1) {
+    becomeSpinning(nullptr);
+    sched.lock.unlock();
+    startm(pp, true);
     return;
   }
   // The last running P, with timers pending and nobody sleeping until

@@ -196,10 +196,10 @@ __attribute__((no_sanitize("thread"))) void schedtrace(bool detailed) {
   char buf[256];
   MutexGuard l(sched.lock);
   std::snprintf(buf, sizeof buf,
-                "SCHED %lldms: gomaxprocs=%d idleprocs=%d threads=%d spinningthreads=%d needspinning=0 "
+                "SCHED %lldms: gomaxprocs=%d idleprocs=%d threads=%d spinningthreads=%d needspinning=%u "
                 "idlethreads=%d runqueue=%d",
                 static_cast<long long>((now - runstarttime) / 1000000), gomaxprocs.load(), sched.npidle.load(),
-                mcount(), sched.nmspinning.load(), sched.nmidle, sched.runqsize.load());
+                mcount(), sched.nmspinning.load(), sched.needspinning.load(), sched.nmidle, sched.runqsize.load());
   out += buf;
   if (detailed) {
     std::snprintf(buf, sizeof buf, " gcwaiting=%s nmidlelocked=%d stopwait=%d sysmonwait=%s\n",

@@ -5,8 +5,9 @@
  * computing forever), every G submitted has run.
  * Mirrors goro's src/runtime/proc.cpp (newproc_commit, goready, wakep,
  * startm, stopm, mPark, findRunnable, checkRunqsNoP, resetspinning,
- * pidleput, pidleget, globrunqget), which follow Go 1.19's proc.go
- * ("Worker thread parking/unparking"); see "A known gap" below.
+ * pidleput, pidleget, pidlegetSpinning, globrunqget, becomeSpinning),
+ * which follow Go 1.21's proc.go ("Worker thread parking/unparking"),
+ * sched.needspinning included; see "The transient spinner" below.
  *
  * The system: 2 Ps and Ms M0..M3. M0 holds P0 and runs G0, which starts
  * NGO goroutines (newproc_commit, as goready: runqput(pp, g, next=true),
@@ -19,11 +20,11 @@
  * parked; M3 is the M that newm creates when startm finds no idle M. Every
  * G but G0 runs to its end.
  *
- * Configurations (ctest checks the first two):
+ * Configurations (ctest checks all four):
  *   -DNGO=1 -DFOREIGN=0 (the default)  the dance on the per-P rings
  *   -DNGO=0 -DFOREIGN=1                the dance on the global queue
- *   -DNGO=2 -DFOREIGN=0 -DMAXM=5       errors: the known gap below
- *   -DNGO=1 -DFOREIGN=1 -DMAXM=5       errors: the known gap below
+ *   -DNGO=2 -DFOREIGN=0 -DMAXM=5       the transient spinner, on the rings
+ *   -DNGO=1 -DFOREIGN=1 -DMAXM=5       the transient spinner, both queues
  *
  * Atomicity. Every atomic in the handshake is seq_cst in goro (the ring's
  * tail store and runnext CAS, runqempty's loads, npidle, nmspinning,
@@ -44,26 +45,29 @@
  * pollTimers, the netpoller, GC stop, sched.exiting, the schedtick%61
  * look at the global queue, locked Ms, system calls (handoffp).
  *
- * A known gap (goro, as Go 1.19). wakep raises nmspinning from 0 to 1
- * before startm looks for an idle P; finding none, startm lowers it again,
- * and no M re-checks anything for it. An M that holds P1, is not spinning
- * (its G just ended) and reads nmspinning in that window does not start
- * spinning (2 * 1 < 2 - 0 is false), then releases P1 and parks without a
- * re-check, since only spinning Ms re-check. A G queued on P0 whose wakep
- * was that transient spinner, or found npidle == 0 before P1 was released,
- * is then run by no one while G0 computes. Go 1.21 closes the window with
- * sched.needspinning: a pidleget for a spinning M that finds no P sets it,
- * and an M about to release its P (under sched.lock) sees it and becomes
- * spinning instead. Go's asynchronous preemption also bounds the wait to
- * ~10 ms; goro's preemption is cooperative, so the G waits until G0
- * reaches a preemption point.
+ * The transient spinner. wakep raises nmspinning from 0 to 1 before
+ * startm looks for an idle P; finding none, startm lowers it again, and
+ * that spinner re-checks nothing. An M that holds P1, is not spinning (its
+ * G just ended) and reads nmspinning in that window does not start
+ * spinning (2 * 1 < 2 - 0 is false); without more, it releases P1 and
+ * parks with no re-check, since only spinning Ms re-check, and a G queued
+ * on P0 is run by no one while G0 computes (Go 1.19 has this gap; its
+ * asynchronous preemption bounds the wait, goro's cooperative one does
+ * not). Go 1.21's sched.needspinning closes it: a pidleget on behalf of a
+ * spinning M (startm for wakep, the dance's re-checks) that finds no P sets
+ * it, and an M about to release its P sees it under sched.lock and becomes
+ * spinning instead; becoming spinning clears it. goro checked these two
+ * configurations with errors (ran < NG) before needspinning.
  *
  * Mutants (pan must report an error for each):
  *   -DMUTANT          no re-check of the per-P rings after dropping
  *                     nmspinning (checkRunqsNoP removed): G1 is stranded.
  *   -DMUTANT_GLOBAL   (with -DNGO=0 -DFOREIGN=1) no re-check of the
- *                     global queue after dropping nmspinning (goro's
- *                     addition to Go 1.19's dance): the G is stranded.
+ *                     global queue after dropping nmspinning: the G is
+ *                     stranded.
+ *   -DMUTANT_NEEDSPIN (with -DNGO=2 -DFOREIGN=0 -DMAXM=5) an M about to
+ *                     release its P ignores needspinning: the transient
+ *                     spinner strands a G.
  */
 
 #ifndef NGO
@@ -85,6 +89,7 @@ byte runqsize;        /* sched.runqsize: the global queue (written under sched.l
 bit idlep[NP];        /* idlepMask */
 byte npidle;          /* sched.npidle */
 byte nmspinning;      /* sched.nmspinning */
+bit needspinning;     /* sched.needspinning */
 bit schedlock;        /* sched.lock */
 byte pidle[NP];       /* sched.pidle: a LIFO list (under sched.lock) */
 byte npl;
@@ -103,18 +108,20 @@ byte ran;             /* Gs other than G0 that ran (a ghost counter) */
 inline startm(spin) {
   atomic {
     schedlock == 0 -> schedlock = 1;
-    if   /* pidleget */
+    if   /* pidleget, or pidlegetSpinning if spin */
     :: npl > 0 -> npl--; sp = pidle[npl]; pidle[npl] = 0; idlep[sp] = 0
-    :: else -> sp = NONE
+    :: else ->
+      /* No P: the caller's increment is undone under the lock, in the
+       * same step as needspinning is set (Go's wakep). */
+      sp = NONE;
+      needspinning = needspinning | spin;
+      assert(!spin || nmspinning > 0);   /* "startm: negative nmspinning" */
+      nmspinning = nmspinning - spin;
+      schedlock = 0
     fi
   };
   if
-  :: sp == NONE ->
-    atomic {
-      schedlock = 0;
-      assert(!spin || nmspinning > 0);   /* "startm: negative nmspinning" */
-      nmspinning = nmspinning - spin
-    }
+  :: sp == NONE
   :: else ->
     atomic {
       npidle--;   /* pidleget */
@@ -275,7 +282,7 @@ top:
       fi
     fi;
     if
-    :: t == 1 -> atomic { spinning[me] = 1; nmspinning++; t = 0 }
+    :: t == 1 -> atomic { spinning[me] = 1; nmspinning++; needspinning = 0; t = 0 }
     :: else -> goto block
     fi
   fi;
@@ -304,6 +311,15 @@ block:
 #else
   atomic { schedlock == 0 -> schedlock = 1 };
 #endif
+#ifndef MUTANT_NEEDSPIN
+  /* A spinner could not get a P: become spinning rather than leave. */
+  if
+  :: !spinning[me] && needspinning ->
+    atomic { spinning[me] = 1; nmspinning++; needspinning = 0; schedlock = 0 };
+    goto top
+  :: else
+  fi;
+#endif
   atomic {   /* releasep; pidleput */
     assert(rq[pp] == 0);   /* "pidleput: P has non-empty run queue" */
     idlep[pp] = 1; pidle[npl] = pp; npl++
@@ -328,16 +344,16 @@ block:
         :: rq[p2] != 0 ->   /* !runqempty */
           atomic {
             schedlock == 0 -> schedlock = 1;
-            if   /* pidleget */
+            if   /* pidlegetSpinning */
             :: npl > 0 -> npl--; sp = pidle[npl]; pidle[npl] = 0; idlep[sp] = 0
-            :: else -> sp = NONE
+            :: else -> sp = NONE; needspinning = 1
             fi
           };
           if
-          :: sp == NONE -> schedlock = 0; break   /* every P is busy and will see it */
+          :: sp == NONE -> schedlock = 0; break   /* needspinning: a P holder spins */
           :: else ->
             atomic { npidle--; schedlock = 0 };
-            atomic { pp = sp; sp = 0; p2 = 0; spinning[me] = 1; nmspinning++ };
+            atomic { pp = sp; sp = 0; p2 = 0; spinning[me] = 1; nmspinning++; needspinning = 0 };
             goto top
           fi
         :: else
@@ -353,16 +369,16 @@ block:
     :: runqsize != 0 ->
       atomic {
         schedlock == 0 -> schedlock = 1;
-        if   /* pidleget */
+        if   /* pidlegetSpinning */
         :: npl > 0 -> npl--; sp = pidle[npl]; pidle[npl] = 0; idlep[sp] = 0
-        :: else -> sp = NONE
+        :: else -> sp = NONE; needspinning = 1
         fi
       };
       if
       :: sp == NONE -> schedlock = 0
       :: else ->
         atomic { npidle--; schedlock = 0 };
-        atomic { pp = sp; sp = 0; spinning[me] = 1; nmspinning++ };
+        atomic { pp = sp; sp = 0; spinning[me] = 1; nmspinning++; needspinning = 0 };
         goto top
       fi
     :: else

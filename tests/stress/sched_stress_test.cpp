@@ -118,6 +118,65 @@ TEST_P(SchedStress, EverythingAtOnce) {
 
 INSTANTIATE_TEST_SUITE_P(MaxProcs, SchedStress, ::testing::Values(1, 2, 4, 8, 64));
 
+// A goroutine that computes with no scheduling point and starts another
+// (into its own P's runnext) depends on another M to steal it: nobody else
+// ever looks at that P. Plain threads start short goroutines in bursts
+// meanwhile, so the other P's M keeps deciding whether to spin or to give
+// its P up while the spawner's wakep is in flight: the window of the
+// transient spinner in tests/model/spinning.pml (sched.needspinning). A
+// goroutine not yet run after 5 ms may only be slow (a loaded machine):
+// the threads then pause, and with nothing else to do the idle Ms must
+// still find it. One not run 20 s later was lost.
+TEST(SchedStress, GoFromComputingGoroutine) {
+  const std::int64_t rounds = scaled(20000, 200);
+  std::int64_t stranded_round = -1, slow_rounds = 0;
+  std::atomic<bool> pause{false}, stop{false};
+  std::atomic<std::int64_t> started{0}, finished{0};
+  std::vector<std::thread> threads;
+  run_checked(
+      [&] {
+        for (int t = 0; t < 2; t++) {
+          threads.emplace_back([&, t] {
+            unsigned seed = 12345u + static_cast<unsigned>(t);
+            while (!stop.load()) {
+              if (pause.load()) {
+                std::this_thread::sleep_for(std::chrono::microseconds(100));
+                continue;
+              }
+              started++;
+              goro::go([&] { finished++; });
+              seed = seed * 1103515245u + 12345u;
+              std::this_thread::sleep_for(std::chrono::microseconds((seed >> 16) % 50));
+            }
+          });
+        }
+        using clock = std::chrono::steady_clock;
+        for (std::int64_t r = 0; r < rounds && stranded_round < 0; r++) {
+          auto ran = std::make_shared<std::atomic<bool>>(false);
+          goro::go([ran] { ran->store(true); });
+          auto deadline = clock::now() + std::chrono::milliseconds(5);
+          while (!ran->load() && clock::now() < deadline) {
+          }
+          if (ran->load()) continue;
+          slow_rounds++;
+          pause = true;
+          deadline = clock::now() + std::chrono::seconds(20);
+          while (!ran->load() && clock::now() < deadline) {
+          }
+          pause = false;
+          if (!ran->load()) stranded_round = r;
+        }
+        stop = true;
+        for (auto& t : threads) t.join();
+        while (finished.load() != started.load()) goro::yield();
+      },
+      {.maxprocs = 2});
+  EXPECT_EQ(stranded_round, -1) << "a goroutine started by a computing goroutine was not run for 20 s with every "
+                                   "other M idle ("
+                                << slow_rounds << " rounds took over 5 ms)";
+  EXPECT_GT(started.load(), 0);
+}
+
 // Threads of this process, once those that are exiting are gone (up to
 // 10 s): what a run left behind.
 int settled_thread_count(int expected) {
