@@ -149,13 +149,13 @@ inline bool stack_guard_markers() { return runtime::stack_guard_markers(); }
 // happens-before what the caller does next.
 template <class T>
 bool has_receiver(const goro::Chan<T>& ch) {
-  runtime::MutexGuard l(ch.raw()->lock);
-  return !ch.raw()->recvq.empty();
+  runtime::LockGuard l(goro::detail::ChanAccess::raw(ch)->lock);
+  return !goro::detail::ChanAccess::raw(ch)->recvq.empty();
 }
 template <class T>
 bool has_sender(const goro::Chan<T>& ch) {
-  runtime::MutexGuard l(ch.raw()->lock);
-  return !ch.raw()->sendq.empty();
+  runtime::LockGuard l(goro::detail::ChanAccess::raw(ch)->lock);
+  return !goro::detail::ChanAccess::raw(ch)->sendq.empty();
 }
 
 // Who is blocked receiving from / sending to ch, first to last: one letter
@@ -170,13 +170,13 @@ inline std::string waitq_kinds(const runtime::WaitQ& q) {
 }
 template <class T>
 std::string recvq_kinds(const goro::Chan<T>& ch) {
-  runtime::MutexGuard l(ch.raw()->lock);
-  return waitq_kinds(ch.raw()->recvq);
+  runtime::LockGuard l(goro::detail::ChanAccess::raw(ch)->lock);
+  return waitq_kinds(goro::detail::ChanAccess::raw(ch)->recvq);
 }
 template <class T>
 std::string sendq_kinds(const goro::Chan<T>& ch) {
-  runtime::MutexGuard l(ch.raw()->lock);
-  return waitq_kinds(ch.raw()->sendq);
+  runtime::LockGuard l(goro::detail::ChanAccess::raw(ch)->lock);
+  return waitq_kinds(goro::detail::ChanAccess::raw(ch)->sendq);
 }
 
 // Goroutines of the current run parked with reason r (what the goroutine
@@ -185,7 +185,7 @@ std::string sendq_kinds(const goro::Chan<T>& ch) {
 // parked until the test releases them. Reads waitreason as the dump does
 // (after an acquire load of the status that the park's CAS released).
 inline int goroutines_waiting(runtime::WaitReason r) {
-  runtime::MutexGuard l(runtime::allglock);
+  runtime::LockGuard l(runtime::allglock);
   int n = 0;
   for (const G* gp : runtime::allgs) {
     if (runtime::readgstatus(gp) == runtime::_Gwaiting && gp->waitreason.load(std::memory_order_relaxed) == r) n++;
@@ -196,7 +196,7 @@ using runtime::WaitReason;
 // Whether the goroutine with id goid is parked (_Gwaiting), and why. The
 // status is read first: a parked G's id was written before it ran.
 inline bool goroutine_waiting(std::uint64_t goid, WaitReason* why = nullptr) {
-  runtime::MutexGuard l(runtime::allglock);
+  runtime::LockGuard l(runtime::allglock);
   for (const G* gp : runtime::allgs) {
     if (runtime::readgstatus(gp) == runtime::_Gwaiting && gp->goid == goid) {
       if (why != nullptr) *why = gp->waitreason.load(std::memory_order_relaxed);

@@ -1008,10 +1008,10 @@ TEST(BadInput, TinyStackThrows) {
     goro::run([] {}, {.stack_size = 4096});
     FAIL() << "no exception";
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find(std::to_string(goro::detail::kMinStackSize)), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(std::to_string(goro::min_stack_size)), std::string::npos) << e.what();
   }
   // The smallest legal size works.
-  EXPECT_EQ(goro::run([] { return 3; }, {.stack_size = goro::detail::kMinStackSize}), 3);
+  EXPECT_EQ(goro::run([] { return 3; }, {.stack_size = goro::min_stack_size}), 3);
 }
 
 TEST(BadInput, BadEnvironmentThrows) {

@@ -31,7 +31,7 @@ struct Harness {
   std::uint32_t global_n = 0;
   int spills = 0;
   void put(FakeG* g, bool next) {
-    goro::runtime::runqput(q, g, next, [this](GQueueT<FakeG> batch, std::uint32_t n) {
+    q.owner().runqput(g, next, [this](GQueueT<FakeG> batch, std::uint32_t n) {
       global.pushBackAll(batch);
       global_n += n;
       spills++;
@@ -39,7 +39,7 @@ struct Harness {
   }
   FakeG* get() {
     bool inherit = false;
-    return goro::runtime::runqget(q, inherit);
+    return q.owner().runqget(inherit);
   }
 };
 
@@ -85,9 +85,9 @@ TEST(RunQueue, RunnextRunsFirstAndInheritsTime) {
   h.put(&a, false);
   h.put(&b, true);
   bool inherit = false;
-  EXPECT_EQ(goro::runtime::runqget(h.q, inherit), &b);
+  EXPECT_EQ(h.q.owner().runqget(inherit), &b);
   EXPECT_TRUE(inherit);
-  EXPECT_EQ(goro::runtime::runqget(h.q, inherit), &a);
+  EXPECT_EQ(h.q.owner().runqget(inherit), &a);
   EXPECT_FALSE(inherit);
 }
 
@@ -141,8 +141,8 @@ TEST(RunQueue, StealTakesHalf) {
     victim.put(&gs[i], false);
   }
   std::uint32_t n = 0;
-  FakeG* g = goro::runtime::runqsteal(
-      thief.q, victim.q, false, [] { return false; }, &n);
+  FakeG* g = thief.q.owner().runqsteal(
+      victim.q.stealer(), false, [] { return false; }, &n);
   ASSERT_NE(g, nullptr);
   EXPECT_EQ(n, 5u);
   EXPECT_EQ(g->id, 4);  // the last stolen is returned to run
@@ -157,8 +157,8 @@ TEST(RunQueue, StealRoundsUpOddCounts) {
   FakeG gs[3];
   for (auto& g : gs) victim.put(&g, false);
   std::uint32_t n = 0;
-  ASSERT_NE(goro::runtime::runqsteal(
-                thief.q, victim.q, false, [] { return false; }, &n),
+  ASSERT_NE(thief.q.owner().runqsteal(
+                victim.q.stealer(), false, [] { return false; }, &n),
             nullptr);
   EXPECT_EQ(n, 2u);
 }
@@ -168,9 +168,9 @@ TEST(RunQueue, RunnextStolenOnlyWhenAsked) {
   FakeG a;
   victim.put(&a, true);
   EXPECT_FALSE(goro::runtime::runqempty(victim.q));
-  EXPECT_EQ(goro::runtime::runqsteal(thief.q, victim.q, false, [] { return false; }), nullptr);
+  EXPECT_EQ(thief.q.owner().runqsteal(victim.q.stealer(), false, [] { return false; }), nullptr);
   bool backed_off = false;
-  FakeG* g = goro::runtime::runqsteal(thief.q, victim.q, true, [&] { return backed_off = true; });
+  FakeG* g = thief.q.owner().runqsteal(victim.q.stealer(), true, [&] { return backed_off = true; });
   EXPECT_EQ(g, &a);
   EXPECT_TRUE(backed_off) << "a running victim's runnext is stolen only after the back-off";
   EXPECT_TRUE(goro::runtime::runqempty(victim.q));
@@ -193,7 +193,7 @@ void StressOwnerAndTwoThieves(std::int64_t total) {
   auto thief = [&] {
     Harness<N> mine;
     while (!done.load()) {
-      if (FakeG* g = goro::runtime::runqsteal(mine.q, owner.q, true, [] { return true; })) {
+      if (FakeG* g = mine.q.owner().runqsteal(owner.q.stealer(), true, [] { return true; })) {
         take(g);
         while (FakeG* h = mine.get()) take(h);
       }

@@ -453,7 +453,7 @@ TEST(Cond, CancelledTicketBetweenWaitersIsSkipped) {
     };
     // Waiters queued on the list (so that wake order is notify order).
     auto queued = [&] {
-      goro::runtime::MutexGuard g(l.lock);
+      goro::runtime::LockGuard g(l.lock);
       int n = 0;
       for (goro::runtime::Sudog* s = l.head; s != nullptr; s = s->next) n += s->g != nullptr;
       return n;

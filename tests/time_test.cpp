@@ -608,7 +608,7 @@ namespace {
 namespace rt = goro::runtime;
 
 struct HeapTimer {
-  rt::Timer t;
+  rt::HeapTimer t;
   int id = 0;
   // The model.
   bool pending = false;

@@ -1,10 +1,12 @@
 // goro/chan.hpp — channels (Go: chan): Chan<T>, a handle to a channel that
 // parks goroutines (and blocks plain threads) as Go's do.
 // Invariant: copies of a Chan share one channel; the channel lives while a
-// handle does. Templates here call the type-erased core in src/runtime/chan.cpp.
+// handle does. Templates here call the type-erased core (goro/detail/chan.hpp,
+// implemented in src/runtime/chan.cpp).
 #pragma once
 
 #include <cstddef>
+#include <goro/detail/chan.hpp>
 #include <iterator>
 #include <new>
 #include <optional>
@@ -18,59 +20,6 @@ namespace goro {
 struct ChannelClosed : std::logic_error {
   using std::logic_error::logic_error;
 };
-
-namespace detail {
-
-// What the core needs to know about T: its size, and how to move one.
-struct ElemType {
-  std::size_t size;
-  std::size_t align;
-  void (*move_construct)(void* dst, void* src) noexcept;  // new (dst) T(std::move(*src))
-  void (*destroy)(void* p) noexcept;
-};
-
-template <class T>
-struct ElemTypeOf {
-  static constexpr ElemType value = {sizeof(T), alignof(T),
-                                     [](void* d, void* s) noexcept { ::new (d) T(std::move(*static_cast<T*>(s))); },
-                                     [](void* p) noexcept { static_cast<T*>(p)->~T(); }};
-};
-
-struct hchan;
-hchan* makechan(const ElemType* t, std::size_t cap);
-void chanretain(hchan* c) noexcept;
-void chanrelease(hchan* c) noexcept;
-// Send *elem (moved from). block = false: returns false instead of blocking.
-// Throws ChannelClosed. A nil channel blocks forever.
-bool chansend(hchan* c, void* elem, bool block);
-// Receive into out (raw storage for one T). Returns {selected, received}:
-// received means *out was constructed; selected && !received: closed.
-struct RecvResult {
-  bool selected;
-  bool received;
-};
-RecvResult chanrecv(hchan* c, void* out, bool block);
-void closechan(hchan* c);
-std::size_t chanlen(const hchan* c) noexcept;
-std::size_t chancap(const hchan* c) noexcept;
-
-// Raw storage for one T that may or may not hold a value.
-template <class T>
-struct Slot {
-  alignas(T) unsigned char bytes[sizeof(T)];
-  void* ptr() { return bytes; }
-  std::optional<T> take(bool constructed) {
-    std::optional<T> v;
-    if (constructed) {
-      T* p = std::launder(reinterpret_cast<T*>(bytes));
-      v.emplace(std::move(*p));
-      p->~T();
-    }
-    return v;
-  }
-};
-
-}  // namespace detail
 
 template <class T>
 class Chan {
@@ -138,7 +87,7 @@ class Chan {
     iterator& operator++() {
       v_.reset();  // T need not be assignable
       detail::Slot<T> s;
-      if (detail::chanrecv(ch_->raw(), s.ptr(), true).received) {
+      if (detail::chanrecv(ch_->c_, s.ptr(), true).received) {
         T* p = std::launder(reinterpret_cast<T*>(s.bytes));
         v_.emplace(std::move(*p));
         p->~T();
@@ -157,16 +106,8 @@ class Chan {
   iterator begin() { return iterator(this); }
   iterator end() { return iterator(); }
 
-  detail::hchan* raw() const noexcept { return c_; }
-  // A new handle to a channel of the core (retained).
-  static Chan from_raw(detail::hchan* c) noexcept {
-    detail::chanretain(c);
-    Chan ch(NilTag{});
-    ch.c_ = c;
-    return ch;
-  }
-
  private:
+  friend struct detail::ChanAccess;
   struct NilTag {};
   explicit Chan(NilTag) : c_(nullptr) {}
   detail::hchan* c_;

@@ -34,7 +34,7 @@ struct RecvCase {
   Chan<T> ch;
   F f;
   Slot<T> slot;
-  SelectCase scase() { return {ch.raw(), slot.ptr(), false}; }
+  SelectCase scase() { return {ChanAccess::raw(ch), slot.ptr(), false}; }
   void done(bool ok) {
     std::optional<T> v = slot.take(ok);
     if constexpr (!std::is_same_v<F, NoCallback>) std::move(f)(std::move(v));
@@ -46,7 +46,7 @@ struct SendCase {
   Chan<T> ch;
   T value;
   F f;
-  SelectCase scase() { return {ch.raw(), &value, true}; }
+  SelectCase scase() { return {ChanAccess::raw(ch), &value, true}; }
   void done(bool) {
     if constexpr (!std::is_same_v<F, NoCallback>) std::move(f)();
   }

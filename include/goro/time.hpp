@@ -1,6 +1,5 @@
-// goro/time.hpp — timers on the runtime's per-P timer heaps (Go: package
-// time): after, Timer, Ticker, after_func. sleep_for/sleep_until are in
-// runtime.hpp. Invariant: Timer and Ticker are handles; copies share one
+// goro/time.hpp — Go's package time on the runtime's per-P timer heaps:
+// sleep_for/sleep_until, after, Timer, Ticker, after_func. Invariant: Timer and Ticker are handles; copies share one
 // timer, and destroying a handle never stops it (stop does).
 // Channel timers are Go 1.19's: the channel buffers one value, sent without
 // blocking, so a Ticker drops ticks for a slow reader and stop/reset never
@@ -15,11 +14,16 @@
 
 namespace goro {
 
+// time.Sleep: parks the goroutine for d (returns at once if d <= 0). On a
+// thread that is not running a goroutine, sleeps the thread.
+void sleep_for(std::chrono::nanoseconds d);
+void sleep_until(Clock::time_point t);
+
 namespace detail {
-struct timer;
-void timer_retain(timer* t) noexcept;
-void timer_release(timer* t) noexcept;
-hchan* timer_chan(const timer* t) noexcept;
+struct SharedTimer;
+void timer_retain(SharedTimer* t) noexcept;
+void timer_release(SharedTimer* t) noexcept;
+hchan* timer_chan(const SharedTimer* t) noexcept;
 
 // Shared handle plumbing of Timer and Ticker.
 class TimerHandle {
@@ -38,12 +42,12 @@ class TimerHandle {
   // The channel the timer sends the time on; the nil channel for after_func.
   Chan<Clock::time_point> channel() const {
     hchan* c = timer_chan(t_);
-    return c == nullptr ? Chan<Clock::time_point>::nil() : Chan<Clock::time_point>::from_raw(c);
+    return c == nullptr ? Chan<Clock::time_point>::nil() : ChanAccess::from_raw<Clock::time_point>(c);
   }
 
  protected:
-  explicit TimerHandle(timer* t) noexcept : t_(t) {}
-  timer* t_;
+  explicit TimerHandle(SharedTimer* t) noexcept : t_(t) {}
+  SharedTimer* t_;
 };
 }  // namespace detail
 
@@ -59,7 +63,7 @@ class Timer : public detail::TimerHandle {
 
  private:
   friend Timer after_func(std::chrono::nanoseconds d, std::function<void()> f);
-  explicit Timer(detail::timer* t) noexcept : TimerHandle(t) {}
+  explicit Timer(detail::SharedTimer* t) noexcept : TimerHandle(t) {}
 };
 
 // time.Ticker: sends the time on channel() every d; the channel holds one

@@ -29,7 +29,7 @@ namespace {
 constexpr std::size_t kSudogCacheMax = 128;
 
 struct SudogCentral {
-  Mutex lock;
+  Lock lock;
   std::vector<Sudog*> free;  // the central cache
   std::vector<Sudog*> all;   // every sudog allocated in this run
 } central;
@@ -40,7 +40,7 @@ Sudog* acquireSudog() {
   P* pp = getg()->m->p;
   if (pp->sudogcache.empty()) {
     // Refill half the local cache from the central one, or allocate.
-    MutexGuard l(central.lock);
+    LockGuard l(central.lock);
     while (pp->sudogcache.size() < kSudogCacheMax / 2 && !central.free.empty()) {
       pp->sudogcache.push_back(central.free.back());
       central.free.pop_back();
@@ -75,7 +75,7 @@ void releaseSudog(Sudog* s) {
   pp->sudogsInUse.inc(-1);
   if (pp->sudogcache.size() == kSudogCacheMax) {
     // Move half the local cache to the central one.
-    MutexGuard l(central.lock);
+    LockGuard l(central.lock);
     while (pp->sudogcache.size() > kSudogCacheMax / 2) {
       central.free.push_back(pp->sudogcache.back());
       pp->sudogcache.pop_back();
@@ -85,7 +85,7 @@ void releaseSudog(Sudog* s) {
 }
 
 std::size_t sudogs_allocated() {
-  MutexGuard l(central.lock);
+  LockGuard l(central.lock);
   return central.all.size();
 }
 
@@ -96,7 +96,7 @@ std::int64_t sudogs_in_use() {
 }
 
 void sudogfreeall() {
-  MutexGuard l(central.lock);
+  LockGuard l(central.lock);
   for (Sudog* s : central.all) delete s;
   central.all.clear();
   central.all.shrink_to_fit();
@@ -252,7 +252,7 @@ void unlock_chan(void* c) { static_cast<hchan*>(c)->lock.unlock(); }
 // On g0 (or the thread) after the waiter is committed to block: release
 // the channel (Go's chanparkcommit).
 bool chanparkcommit(G*, void* lock) {
-  static_cast<Mutex*>(lock)->unlock();
+  static_cast<Lock*>(lock)->unlock();
   return true;
 }
 
@@ -369,7 +369,7 @@ void chan_detach(Sudog* sg) {
   hchan* c = sg->c;
   if (c == nullptr) return;
   {
-    MutexGuard l(c->lock);
+    LockGuard l(c->lock);
     (sg->isSend ? c->sendq : c->recvq).dequeueSudoG(sg);
   }
   sg->c = nullptr;

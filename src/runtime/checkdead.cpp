@@ -77,7 +77,7 @@ void checkdead() {
   }
   std::int32_t grunning = 0;
   {
-    MutexGuard l(allglock);
+    LockGuard l(allglock);
     for (G* gp : allgs) {
       std::uint32_t s = readgstatus(gp);
       if (s == _Gwaiting) {

@@ -39,7 +39,7 @@ void gfputglobal_locked(G* gp) {
 }  // namespace
 
 void gfputglobal(G* gp) {
-  MutexGuard l(sched.gFree.lock);
+  LockGuard l(sched.gFree.lock);
   gfputglobal_locked(gp);
 }
 
@@ -55,7 +55,7 @@ void gfput(P* pp, G* gp) {
       n--;
     }
     pp->gFree.n.store(n, std::memory_order_relaxed);
-    MutexGuard l(sched.gFree.lock);
+    LockGuard l(sched.gFree.lock);
     while (G* g = batch.pop()) gfputglobal_locked(g);
     return;
   }
@@ -75,7 +75,7 @@ void scavengegstacks() {
   if (now - last < kScavengePeriodNS || !sched.lastscavenge.compare_exchange_strong(last, now)) return;
   std::vector<G*> gs;
   {
-    MutexGuard l(sched.gFree.lock);
+    LockGuard l(sched.gFree.lock);
     std::int32_t excess = sched.gFree.nstackmin - kGlobalStackKeep;
     if (excess > 0) {
       // The coldest Gs are at the far end of the LIFO list.
@@ -100,7 +100,7 @@ void scavengegstacks() {
     g->stack = Stack{};
   }
   stackfree_batch(stacks);
-  MutexGuard l(sched.gFree.lock);
+  LockGuard l(sched.gFree.lock);
   for (G* g : gs) sched.gFree.noStack.push(g);
 }
 
@@ -114,7 +114,7 @@ void gfpurge(P* pp) {
   // racily, tends to see these Gs on neither list (one more goroutine
   // alive, for a moment) rather than on both.
   pp->gFree.n.store(0, std::memory_order_relaxed);
-  MutexGuard l(sched.gFree.lock);
+  LockGuard l(sched.gFree.lock);
   while (G* g = pp->gFree.list.pop()) gfputglobal_locked(g);
 }
 
@@ -141,11 +141,11 @@ G* gfget_global_locked() {
 G* gfget(P* pp) {
   G* gp = nullptr;
   if (pp == nullptr) {
-    MutexGuard l(sched.gFree.lock);
+    LockGuard l(sched.gFree.lock);
     gp = gfget_global_locked();
   } else {
     if (pp->gFree.list.empty() && sched.gFree.n.load(std::memory_order_relaxed) > 0) {
-      MutexGuard l(sched.gFree.lock);
+      LockGuard l(sched.gFree.lock);
       std::int32_t n = pp->gFree.n.load(std::memory_order_relaxed);
       while (n < 32) {
         G* g = gfget_global_locked();
@@ -172,7 +172,7 @@ G* malg() {
   G* gp = new G;
   gp->stack = stackalloc();
   casgstatus(gp, _Gidle, _Gdead);
-  MutexGuard l(allglock);
+  LockGuard l(allglock);
   allgs.push_back(gp);
   allglen.fetch_add(1, std::memory_order_relaxed);
   return gp;

@@ -34,7 +34,7 @@ struct WaitQ {
 namespace goro::detail {
 
 struct hchan {
-  runtime::Mutex lock;
+  runtime::Lock lock;
   std::atomic<int> refs{1};
   const ElemType* et = nullptr;
   std::size_t dataqsiz = 0;            // capacity of the circular buffer

@@ -1,5 +1,5 @@
 // lock_futex.hpp — the runtime's own mutex and one-shot notes, on futexes.
-// Invariants: a Mutex is never held across a goroutine switch; a Note is
+// Invariants: a Lock is never held across a goroutine switch; a Note is
 // woken at most once between clears (a second wakeup is a fatal error).
 // Mirrors lock_futex.go (lock/unlock, notesleep/notewakeup/notetsleep).
 #pragma once
@@ -28,7 +28,7 @@ extern std::atomic<int> ncpu;
 // goroutine that reaches a scheduling point then (user code run under a
 // channel's lock, say) is a fatal error instead of a thread blocked for ever
 // on the next lock of it, and preemption waits until it is released.
-class Mutex {
+class Lock {
  public:
   void lock() {
     mlocks_add<1>();
@@ -49,15 +49,15 @@ class Mutex {
   std::atomic<std::uint32_t> key_{kUnlocked};
 };
 
-class MutexGuard {
+class LockGuard {
  public:
-  explicit MutexGuard(Mutex& m) : m_(m) { m_.lock(); }
-  ~MutexGuard() { m_.unlock(); }
-  MutexGuard(const MutexGuard&) = delete;
-  MutexGuard& operator=(const MutexGuard&) = delete;
+  explicit LockGuard(Lock& m) : m_(m) { m_.lock(); }
+  ~LockGuard() { m_.unlock(); }
+  LockGuard(const LockGuard&) = delete;
+  LockGuard& operator=(const LockGuard&) = delete;
 
  private:
-  Mutex& m_;
+  Lock& m_;
 };
 
 // A one-shot event: one sleeper, one waker (Go's note).

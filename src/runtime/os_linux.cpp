@@ -60,7 +60,7 @@ void procyield(std::uint32_t cycles) {
 
 // lock_futex.go's lock: spin a little (only worth it with another CPU to
 // release the lock), yield once, then sleep in the kernel.
-void Mutex::lock_slow(std::uint32_t v) {
+void Lock::lock_slow(std::uint32_t v) {
   constexpr int kActiveSpin = 4, kActiveSpinCnt = 30, kPassiveSpin = 1;
   // wait is kLocked or kSleeping: whatever we saw. If we take the lock we
   // must store kSleeping if there might be sleepers.

@@ -47,7 +47,7 @@ std::atomic<std::int32_t> gomaxprocs{0};
 
 M* allm = nullptr;
 
-Mutex allglock;
+Lock allglock;
 
 std::vector<G*> allgs;
 
@@ -152,7 +152,7 @@ void acquirep(P* pp) {
   }
   mp->p = pp;
   pp->m = mp;
-  pp->status.store(_Prunning, std::memory_order_relaxed);
+  setPstatus(pp, _Pidle, _Prunning);
 }
 
 // releasep: disassociate P and the current M.
@@ -165,7 +165,7 @@ P* releasep() {
   }
   mp->p = nullptr;
   pp->m = nullptr;
-  pp->status.store(_Pidle, std::memory_order_relaxed);
+  setPstatus(pp, _Prunning, _Pidle);
   return pp;
 }
 
@@ -188,7 +188,7 @@ void globrunqput(G* gp) {
 // M's decrement of nmspinning and re-check of runqsize (findRunnable).
 void runqputNoP(G* gp) {
   {
-    MutexGuard l(sched.lock);
+    LockGuard l(sched.lock);
     globrunqput(gp);
   }
   sched.runqsize.fetch_add(0, std::memory_order_seq_cst);
@@ -204,8 +204,8 @@ void globrunqputbatch(GQueue batch, std::int32_t n) {
 
 // runqput on pp's ring; an overflowing half goes to the global queue.
 bool runqput(P* pp, G* gp, bool next) {
-  return goro::runtime::runqput(pp->runq, gp, next, [](GQueue batch, std::uint32_t n) {
-    MutexGuard l(sched.lock);
+  return pp->runq.owner().runqput(gp, next, [](GQueue batch, std::uint32_t n) {
+    LockGuard l(sched.lock);
     globrunqputbatch(batch, static_cast<std::int32_t>(n));
   });
 }
@@ -263,15 +263,15 @@ G* stealWork(P* pp, std::int64_t& now, std::int64_t& pollUntil, bool& newWork) {
         if (w != 0 && (pollUntil == 0 || w < pollUntil)) pollUntil = w;
         if (ran) {
           bool inherit = false;
-          if (G* gp = goro::runtime::runqget(pp->runq, inherit)) return gp;
+          if (G* gp = pp->runq.owner().runqget(inherit)) return gp;
           newWork = true;
         }
       }
       // Don't bother to attempt to steal if p2 is idle.
       if (!idlepMask.read(e.position())) {
         std::uint32_t n = 0;
-        G* gp = goro::runtime::runqsteal(
-            pp->runq, p2->runq, stealTimersOrRunNextG,
+        G* gp = pp->runq.owner().runqsteal(
+            p2->runq.stealer(), stealTimersOrRunNextG,
             [p2] { return p2->status.load(std::memory_order_relaxed) == _Prunning; }, &n);
         if (gp != nullptr) {
           pp->counters.steals.inc();
@@ -325,7 +325,7 @@ P* pollTimers(M* mp, std::int64_t pollUntil) {
   }
   sched.pollUntil.store(0, std::memory_order_seq_cst);
   sched.polling.store(false, std::memory_order_seq_cst);
-  MutexGuard l(sched.lock);
+  LockGuard l(sched.lock);
   if (sched.gcwaiting.load(std::memory_order_relaxed)) return nullptr;
   return pidleget();
 }
@@ -370,11 +370,11 @@ top:
   if (preempted) {
     // The slice is over: runnext, which would inherit it, goes behind the
     // goroutines already waiting in the ring.
-    if (G* next = pp->runq.runnext.exchange(nullptr, std::memory_order_seq_cst)) runqput(pp, next, false);
+    if (G* next = pp->runq.owner().takeRunnext()) runqput(pp, next, false);
   }
 
   // local runq
-  if (G* gp = goro::runtime::runqget(pp->runq, inheritTime)) return gp;
+  if (G* gp = pp->runq.owner().runqget(inheritTime)) return gp;
 
   // global runq
   if (sched.runqsize.load(std::memory_order_relaxed) != 0) {
@@ -621,7 +621,7 @@ Gobuf* goexit0(G* gp) {
 void main_returned() {
   // Under the lock: a startm that saw exiting == false has already linked
   // its new M into allm, which teardown then joins.
-  MutexGuard l(sched.lock);
+  LockGuard l(sched.lock);
   sched.exiting.store(true, std::memory_order_seq_cst);
   while (M* mp = mget()) mp->park.wakeup();
   // Ms waiting for their locked goroutine, or wedged (m0 whose locked

@@ -61,7 +61,7 @@ extern AllP allp;
 // GOMAXPROCS: written with the world stopped, read anywhere.
 extern std::atomic<std::int32_t> gomaxprocs;
 extern M* allm;
-extern Mutex allglock;
+extern Lock allglock;
 extern std::vector<G*> allgs;
 extern PMask idlepMask;
 extern std::atomic<bool> runtime_active;
@@ -70,7 +70,7 @@ extern std::atomic<bool> runtime_active;
 // status other than `from` is a fatal error. Inline: callers pass constant
 // states, so the table check folds away and only the CAS remains.
 // The transition table of runtime2.hpp's diagram.
-constexpr bool legal_transition(std::uint32_t from, std::uint32_t to) {
+constexpr bool legal_transition(GStatus from, GStatus to) {
   switch (from) {
     case _Gidle:
       return to == _Gdead;
@@ -89,7 +89,7 @@ constexpr bool legal_transition(std::uint32_t from, std::uint32_t to) {
   }
 }
 
-inline void casgstatus(G* gp, std::uint32_t from, std::uint32_t to) {
+inline void casgstatus(G* gp, GStatus from, GStatus to) {
   if (from == to || !legal_transition(from, to)) {
     detail::fatal("casgstatus: bad incoming values");
   }
@@ -99,6 +99,40 @@ inline void casgstatus(G* gp, std::uint32_t from, std::uint32_t to) {
   }
 }
 inline std::uint32_t readgstatus(const G* gp) { return gp->atomicstatus.load(std::memory_order_acquire); }
+
+// The P transition table of runtime2.hpp.
+constexpr bool legal_ptransition(PStatus from, PStatus to) {
+  switch (from) {
+    case _Pidle:
+      return to == _Prunning || to == _Pgcstop;
+    case _Prunning:
+      return to == _Pidle || to == _Psyscall || to == _Pgcstop;
+    case _Psyscall:
+      return to == _Pidle || to == _Pgcstop;
+    case _Pgcstop:
+      return to == _Pidle || to == _Prunning || to == _Pdead;
+    case _Pdead:
+      return to == _Pgcstop;
+    default:
+      return false;
+  }
+}
+
+// setPstatus: a change only pp's owner (or a stopped world) makes: fatal
+// unless pp is in `from`. A load and a store, no RMW: acquirep and
+// releasep are on the scheduler's paths. casPstatus: a claim that may
+// race (exitsyscall against retake and stop-the-world); false if pp was
+// not in `from`. Both check the table, folded away for constant states.
+inline void setPstatus(P* pp, PStatus from, PStatus to, std::memory_order order = std::memory_order_relaxed) {
+  if (from == to || !legal_ptransition(from, to)) detail::fatal("setPstatus: bad incoming values");
+  if (pp->status.load(std::memory_order_relaxed) != from) detail::fatal("setPstatus: P is not in the expected status");
+  pp->status.store(to, order);
+}
+inline bool casPstatus(P* pp, PStatus from, PStatus to, std::memory_order order = std::memory_order_acq_rel) {
+  if (from == to || !legal_ptransition(from, to)) detail::fatal("casPstatus: bad incoming values");
+  std::uint32_t old = from;
+  return pp->status.compare_exchange_strong(old, to, order);
+}
 
 // Park the current goroutine. On g0, after gp is _Gwaiting, unlockf(gp, lock)
 // runs; if it returns false gp resumes at once, else it stays parked until

@@ -44,6 +44,7 @@ void gcstopm() {
   if (mp->spinning) dropSpinning(mp);
   P* pp = releasep();
   sched.lock.lock();
+  setPstatus(pp, _Pidle, _Pgcstop);
   pstopped_locked(pp);
   sched.lock.unlock();
   stopm();
@@ -53,15 +54,15 @@ namespace {
 
 // P.destroy: pp leaves (procresize shrinks). Its goroutines go to the
 // global queue, its timers to `to`, its free Gs to the global list.
-void pdestroy(P* pp, P* to, std::vector<Timer*>& dropped) {
+void pdestroy(P* pp, P* to, std::vector<HeapTimer*>& dropped) {
   GQueue q;
   std::int32_t n = 0;
-  if (G* next = pp->runq.runnext.exchange(nullptr)) {
+  if (G* next = pp->runq.owner().takeRunnext()) {
     q.pushBack(next);
     n++;
   }
   bool inherit = false;
-  while (G* gp = goro::runtime::runqget(pp->runq, inherit)) {
+  while (G* gp = pp->runq.owner().runqget(inherit)) {
     q.pushBack(gp);
     n++;
   }
@@ -73,19 +74,20 @@ void pdestroy(P* pp, P* to, std::vector<Timer*>& dropped) {
   }
   moveTimers(pp, to, dropped);
   gfpurge(pp);
-  pp->status.store(_Pdead, std::memory_order_relaxed);
+  setPstatus(pp, _Pgcstop, _Pdead);
 }
 
 // procresize: change the number of Ps to nprocs, with the world stopped
 // and sched.lock held. Returns the Ps with local work (linked by link),
 // which need an M; the others go idle. The current M keeps its P if it
 // survives, else takes allp[0]; a plain thread (no M) takes none.
-P* procresize(std::int32_t nprocs, std::vector<Timer*>& dropped) {
+P* procresize(std::int32_t nprocs, std::vector<HeapTimer*>& dropped) {
   std::int32_t old = gomaxprocs.load(std::memory_order_relaxed);
   if (nprocs < 1 || nprocs > detail::kMaxProcs) detail::fatal("procresize: invalid arg");
   // Grow: new Ps (or dead ones brought back) start stopped.
   for (std::int32_t i = old; i < nprocs; i++) {
-    allpslot(i)->status.store(_Pgcstop, std::memory_order_relaxed);
+    P* pp = allpslot(i);
+    if (pp->status.load(std::memory_order_relaxed) == _Pdead) setPstatus(pp, _Pdead, _Pgcstop);
   }
   G* gp = getg();
   M* mp = gp != nullptr ? gp->m : nullptr;
@@ -94,7 +96,7 @@ P* procresize(std::int32_t nprocs, std::vector<Timer*>& dropped) {
     // A plain thread: every P is someone else's to run.
   } else if (cur != nullptr && cur->id < nprocs) {
     // Continue to use the current P.
-    cur->status.store(_Prunning, std::memory_order_relaxed);
+    setPstatus(cur, _Pgcstop, _Prunning);
   } else {
     // Release the current P and acquire allp[0].
     if (cur != nullptr) {
@@ -103,7 +105,7 @@ P* procresize(std::int32_t nprocs, std::vector<Timer*>& dropped) {
     }
     P* p0 = allp[0];
     p0->m = nullptr;
-    p0->status.store(_Pidle, std::memory_order_relaxed);
+    setPstatus(p0, _Pgcstop, _Pidle);
     acquirep(p0);
     cur = p0;
   }
@@ -120,7 +122,7 @@ P* procresize(std::int32_t nprocs, std::vector<Timer*>& dropped) {
   for (std::int32_t i = nprocs - 1; i >= 0; i--) {
     P* pp = allp[static_cast<std::size_t>(i)];
     if (pp == cur) continue;
-    pp->status.store(_Pidle, std::memory_order_relaxed);
+    setPstatus(pp, _Pgcstop, _Pidle);
     pp->m = nullptr;
     if (runqempty(pp->runq)) {
       pidleput(pp);
@@ -142,22 +144,21 @@ void stopTheWorld() {
   preemptall();
   // Stop current P (a plain thread has none).
   if (gp != nullptr) {
-    gp->m->p->status.store(_Pgcstop, std::memory_order_relaxed);
+    setPstatus(gp->m->p, _Prunning, _Pgcstop);
     sched.stopwait--;
   }
   // Try to retake all P's in Psyscall status. seq_cst: with the gcwaiting
   // store above, the other half of entersyscall's store of _Psyscall and
   // load of gcwaiting (one of the two must see the other).
   for (P* pp : allp) {
-    std::uint32_t s = _Psyscall;
-    if (pp->status.compare_exchange_strong(s, _Pgcstop, std::memory_order_seq_cst)) {
+    if (casPstatus(pp, _Psyscall, _Pgcstop, std::memory_order_seq_cst)) {
       pp->syscalltick.inc();
       sched.stopwait--;
     }
   }
   // Stop idle P's.
   while (P* pp = pidleget()) {
-    pp->status.store(_Pgcstop, std::memory_order_relaxed);
+    setPstatus(pp, _Pidle, _Pgcstop);
     sched.stopwait--;
   }
   bool wait = sched.stopwait > 0;
@@ -183,7 +184,7 @@ void stopTheWorld() {
 }
 
 void startTheWorld(std::int32_t procs) {
-  std::vector<Timer*> dropped;
+  std::vector<HeapTimer*> dropped;
   sched.lock.lock();
   P* p1 = procresize(procs > 0 ? procs : gomaxprocs.load(std::memory_order_relaxed), dropped);
   sched.gcwaiting.store(false, std::memory_order_seq_cst);

@@ -121,10 +121,9 @@ std::size_t resolve_stack(const Options& opts) {
     from = "$GORO_STACK_SIZE";
   }
   if (size == 0) return kDefaultStackSize;
-  if (size < detail::kMinStackSize) {
+  if (size < min_stack_size) {
     throw std::invalid_argument(std::string("goro::run: ") + from + " = " + std::to_string(size) +
-                                " bytes is below the safe minimum of " + std::to_string(detail::kMinStackSize) +
-                                " bytes");
+                                " bytes is below the safe minimum of " + std::to_string(min_stack_size) + " bytes");
   }
   if (size > kMaxStackSize) {
     throw std::invalid_argument(std::string("goro::run: ") + from + " = " + std::to_string(size) +
@@ -180,7 +179,7 @@ void schedinit(int procs, std::int32_t maxthreads) {
   gomaxprocs.store(procs);
   allp.clear();
   idlepMask.reset();
-  for (int i = 0; i < procs; i++) allpslot(i);
+  for (int i = 0; i < procs; i++) setPstatus(allpslot(i), _Pgcstop, _Pidle);
   allp.set_size(static_cast<std::size_t>(procs));
   stealOrder.reset(static_cast<std::uint32_t>(procs));
   for (int i = procs - 1; i >= 1; i--) pidleput(allp[static_cast<std::size_t>(i)]);
@@ -196,7 +195,7 @@ void schedinit(int procs, std::int32_t maxthreads) {
 // from kAbandoned on, a G and its M are their thread's, which may free them.
 struct AbandonedG {
   Stack stack;
-  Timer* timer;
+  HeapTimer* timer;
 };
 
 void mleaveall(M* ms, std::vector<M*>& left, std::vector<AbandonedG>& abandoned) {
@@ -220,7 +219,7 @@ void mleaveall(M* ms, std::vector<M*>& left, std::vector<AbandonedG>& abandoned)
         {
           // Off the books before the thread may free it: nothing that walks
           // allgs (teardown, a dump) may reach it from kAbandoned on.
-          MutexGuard l(allglock);
+          LockGuard l(allglock);
           allgs.erase(std::find(allgs.begin(), allgs.end(), gp));
         }
         pthread_detach(mp->thread);
@@ -243,7 +242,7 @@ void teardown() {
   foreign_wait_calls();
   M* ms;
   {
-    MutexGuard l(sched.lock);  // no M can be added now: exiting is set
+    LockGuard l(sched.lock);  // no M can be added now: exiting is set
     ms = allm;
   }
   std::vector<M*> left;
@@ -253,7 +252,7 @@ void teardown() {
   sched.sysmonstarted = false;
   std::vector<Stack> keep;
   {
-    MutexGuard l(allglock);
+    LockGuard l(allglock);
     // Goroutines abandoned while blocked leave the queues they are on:
     // channels and sync objects may outlive the run and be used by plain
     // threads.
@@ -327,7 +326,7 @@ int GORO_DETAIL_SAN_ABI::runtime_run(EntryFn main_entry, void* main_closure, con
 
   // m0 is this thread; its g0 is this thread's stack.
   {
-    MutexGuard l(sched.lock);
+    LockGuard l(sched.lock);
     m0 = allocm_locked(nullptr, nullptr);
   }
   m0->is_m0 = true;

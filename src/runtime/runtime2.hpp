@@ -42,7 +42,20 @@ enum GStatus : std::uint32_t {
   _Gdead = 6,  // Go's value; 5 (_Gmoribund_unused) is not used
 };
 
-// P status (runtime2.go).
+// P status (runtime2.go). The legal transitions, checked by setPstatus (the
+// P's owner, or anyone with the world stopped) and casPstatus (racing
+// claims: exitsyscall, retake, stop-the-world); row: from, column: to.
+//
+//               _Pidle        _Prunning   _Psyscall     _Pgcstop   _Pdead
+//   _Pidle      .             acquirep    .             stop*      .
+//   _Prunning   releasep      .           entersyscall  stop*      .
+//   _Psyscall   exitsyscall,  .           .             stop* CAS  .
+//               retake CAS
+//   _Pgcstop    procresize    procresize  .             .          procresize
+//   _Pdead      .             .           .             procresize .
+//
+// stop*: stopTheWorld, gcstopm, handoffp or entersyscall seeing gcwaiting.
+// A new P starts _Pgcstop (procresize brings it up), as Go's p.init.
 enum PStatus : std::uint32_t {
   _Pidle = 0,
   _Prunning = 1,
@@ -98,8 +111,8 @@ struct G {
   Sudog* waiting = nullptr;  // sudogs this G is queued with, linked by waitlink
   Sudog* param = nullptr;    // the sudog whose operation woke it (nullptr: a close)
   std::atomic<std::uint32_t> selectDone{0};
-  Timer* timer = nullptr;  // sleep_for's timer, made on first use
-  EhGlobals eh;            // C++ exception state while not running (ehglobals.hpp)
+  HeapTimer* timer = nullptr;  // sleep_for's timer, made on first use
+  EhGlobals eh;                // C++ exception state while not running (ehglobals.hpp)
   // Non-null for the stand-in G of a plain thread (chan.cpp): it blocks on
   // this note instead of parking, and is never scheduled.
   Note* threadnote = nullptr;
@@ -194,8 +207,8 @@ inline constexpr std::uint32_t kLocalRunQueueSize = 256;
 
 struct P {
   std::int32_t id = 0;
-  std::atomic<std::uint32_t> status{_Pidle};
-  P* link = nullptr;  // idle list
+  std::atomic<std::uint32_t> status{_Pgcstop};  // PStatus: setPstatus/casPstatus
+  P* link = nullptr;                            // idle list
   // Incremented when a new time slice starts (execute) and on each system
   // call; written by the owner, read by sysmon.
   OwnerCounter<std::uint32_t> schedtick;
@@ -238,7 +251,7 @@ struct PMask {
 struct Sched {
   std::atomic<std::uint64_t> goidgen{0};
 
-  Mutex lock;
+  Lock lock;
   // Below here guarded by lock, except the atomics, which are read unlocked.
   M* midle = nullptr;  // idle Ms waiting for work
   std::int32_t nmidle = 0;
@@ -261,7 +274,7 @@ struct Sched {
   std::atomic<std::int32_t> runqsize{0};
 
   struct {
-    Mutex lock;
+    Lock lock;
     GList stack;    // Gs with a committed stack
     GList noStack;  // Gs whose stack memory was given back
     // Written under lock; read without it as hints (gfget, scavenging).

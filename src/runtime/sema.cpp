@@ -39,7 +39,7 @@ namespace {
 constexpr std::size_t kSemTabSize = 251;  // prime: unlikely to correlate with address patterns
 
 struct SemaRoot {
-  Mutex lock;
+  Lock lock;
   Sudog* treap = nullptr;  // root of the treap of per-address nodes
   std::atomic<std::uint32_t> nwait{0};
 };
@@ -222,7 +222,7 @@ Sudog* dequeue(SemaRoot* r, const void* addr) {
 }
 
 bool unlock_mutex(G*, void* m) {
-  static_cast<Mutex*>(m)->unlock();
+  static_cast<Lock*>(m)->unlock();
   return true;
 }
 
@@ -298,7 +298,7 @@ void semacquire(std::atomic<std::uint32_t>* addr, bool lifo, WaitReason reason) 
 
 void sema_detach(Sudog* s) {
   SemaRoot* root = semroot(s->elem);
-  MutexGuard l(root->lock);
+  LockGuard l(root->lock);
   // Where s is: a node has a priority, a waiter behind one a prev link, and
   // a sudog a release already dequeued neither (that release counted it
   // out of nwait; its waiter was readied but never ran).
@@ -317,7 +317,7 @@ void sema_detach(Sudog* s) {
 
 std::uint32_t sema_waiters(const void* addr) {
   SemaRoot* root = semroot(addr);
-  MutexGuard l(root->lock);
+  LockGuard l(root->lock);
   std::uint32_t n = 0;
   for (const Sudog* s = find(root, addr); s != nullptr; s = s->next) n++;
   return n;
@@ -327,7 +327,7 @@ std::size_t sema_root_index(const void* addr) { return semindex(addr); }
 
 void sema_enqueue(Sudog* s, const void* addr, bool lifo) {
   SemaRoot* root = semroot(addr);
-  MutexGuard l(root->lock);
+  LockGuard l(root->lock);
   s->elem = const_cast<void*>(addr);
   s->queue = Sudog::Queue::sema;
   queue(root, s, lifo);
@@ -336,7 +336,7 @@ void sema_enqueue(Sudog* s, const void* addr, bool lifo) {
 
 Sudog* sema_dequeue(const void* addr) {
   SemaRoot* root = semroot(addr);
-  MutexGuard l(root->lock);
+  LockGuard l(root->lock);
   Sudog* s = dequeue(root, addr);
   if (s != nullptr) root->nwait.fetch_sub(1);
   return s;
@@ -345,7 +345,7 @@ Sudog* sema_dequeue(const void* addr) {
 const char* sema_invariant_violation() {
   for (SemaRootPadded& p : semtable) {
     SemaRoot* r = &p.root;
-    MutexGuard l(r->lock);
+    LockGuard l(r->lock);
     std::uint64_t n = 0;
     if (const char* e = check_subtree(r, r->treap, nullptr, nullptr, nullptr, n)) return e;
     if (n != r->nwait.load(std::memory_order_relaxed)) return "nwait differs from the number of queued waiters";
@@ -357,7 +357,7 @@ void notifyListDestroy(NotifyList* l) {
   // Waiters still queued on a dying Cond wait forever (as on a destroyed
   // std::condition_variable, that is the caller's bug); they no longer
   // refer to the list. Ghosts (notifyListCancel) go.
-  MutexGuard g(l->lock);
+  LockGuard g(l->lock);
   for (Sudog* s = l->head; s != nullptr;) {
     Sudog* next = s->next;
     s->elem = nullptr;
@@ -370,7 +370,7 @@ void notifyListDestroy(NotifyList* l) {
 void notify_detach(Sudog* s) {
   auto* l = static_cast<NotifyList*>(s->elem);
   if (l == nullptr) return;
-  MutexGuard g(l->lock);
+  LockGuard g(l->lock);
   for (Sudog *p = nullptr, *x = l->head; x != nullptr; p = x, x = x->next) {
     if (x != s) continue;
     if (p != nullptr)

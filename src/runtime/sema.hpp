@@ -40,7 +40,7 @@ Sudog* sema_dequeue(const void* addr);
 struct NotifyList {
   std::atomic<std::uint32_t> wait{0};    // ticket of the next waiter (atomic)
   std::atomic<std::uint32_t> notify{0};  // ticket of the next waiter to notify (stored under lock)
-  Mutex lock;
+  Lock lock;
   Sudog* head = nullptr;
   Sudog* tail = nullptr;
 };

@@ -13,10 +13,10 @@
 
 namespace goro::runtime {
 
-// pstopped_locked: pp stops for stop-the-world; the last P to stop wakes
-// the stopper. sched.lock held.
+// pstopped_locked: pp, already _Pgcstop, is counted as stopped for
+// stop-the-world; the last P to stop wakes the stopper. sched.lock held.
 void pstopped_locked(P* pp) {
-  pp->status.store(_Pgcstop, std::memory_order_relaxed);
+  if (pp->status.load(std::memory_order_relaxed) != _Pgcstop) detail::fatal("pstopped: P is not stopped");
   if (--sched.stopwait == 0) sched.stopnote.wakeup();
 }
 
@@ -39,6 +39,7 @@ void handoffp(P* pp) {
   }
   sched.lock.lock();
   if (sched.gcwaiting.load(std::memory_order_relaxed)) {
+    setPstatus(pp, _Pidle, _Pgcstop);
     pstopped_locked(pp);
     sched.lock.unlock();
     return;
@@ -80,8 +81,7 @@ namespace {
 // it, else an idle one.
 bool exitsyscallfast(P* oldp) {
   if (oldp != nullptr && oldp->status.load(std::memory_order_relaxed) == _Psyscall) {
-    std::uint32_t s = _Psyscall;
-    if (oldp->status.compare_exchange_strong(s, _Pidle, std::memory_order_acq_rel)) {
+    if (casPstatus(oldp, _Psyscall, _Pidle)) {
       acquirep(oldp);
       return true;
     }
@@ -188,12 +188,11 @@ bool entersyscall(bool block) noexcept {
   pp->m = nullptr;
   mp->oldp = pp;
   mp->p = nullptr;
-  pp->status.store(_Psyscall, std::memory_order_seq_cst);
+  setPstatus(pp, _Prunning, _Psyscall, std::memory_order_seq_cst);
   if (sched.gcwaiting.load(std::memory_order_seq_cst)) {
     // Stop-the-world is waiting for this P: give it up now.
-    std::uint32_t s = _Psyscall;
-    if (pp->status.compare_exchange_strong(s, _Pgcstop, std::memory_order_acq_rel)) {
-      MutexGuard l(sched.lock);
+    if (casPstatus(pp, _Psyscall, _Pgcstop)) {
+      LockGuard l(sched.lock);
       pstopped_locked(pp);
     }
   }

@@ -43,7 +43,7 @@ void sysmonsleep(std::int64_t ns) {
 }
 
 void incidlelocked(std::int32_t v) {
-  MutexGuard l(sched.lock);
+  LockGuard l(sched.lock);
   sched.nmidlelocked += v;
   if (v > 0) checkdead();
 }
@@ -89,8 +89,7 @@ std::uint32_t retake(std::int64_t now) {
       // in the system call may return meanwhile, find no P, go idle and
       // run checkdead while this P is in flight (Go's incidlelocked(-1)).
       incidlelocked(-1);
-      std::uint32_t expect = _Psyscall;
-      if (pp->status.compare_exchange_strong(expect, _Pidle, std::memory_order_acq_rel)) {
+      if (casPstatus(pp, _Psyscall, _Pidle)) {
         n++;
         pp->syscalltick.inc();
         pp->counters.handoffs.inc();
@@ -194,7 +193,7 @@ __attribute__((no_sanitize("thread"))) void schedtrace(bool detailed) {
   std::int64_t now = nanotime();
   std::string out;
   char buf[256];
-  MutexGuard l(sched.lock);
+  LockGuard l(sched.lock);
   std::snprintf(buf, sizeof buf,
                 "SCHED %lldms: gomaxprocs=%d idleprocs=%d threads=%d spinningthreads=%d needspinning=%u "
                 "idlethreads=%d runqueue=%d",
@@ -237,7 +236,7 @@ __attribute__((no_sanitize("thread"))) void schedtrace(bool detailed) {
                     lg != nullptr ? static_cast<long long>(lg->goid) : -1LL);
       out += buf;
     }
-    MutexGuard la(allglock);
+    LockGuard la(allglock);
     for (G* gp : allgs) {
       M* mp = gp->m;
       M* lm = gp->lockedm;

@@ -82,17 +82,17 @@ bool tooStale(std::int32_t stale, std::size_t n) { return stale > 0 && stale > s
 
 bool isStale(const TimerEntry& e) { return e.seq != e.t->seq.load(std::memory_order_acquire); }
 
-void timerRetain(Timer* t) {
+void timerRetain(HeapTimer* t) {
   if (t->refs != nullptr) t->refs->fetch_add(1, std::memory_order_relaxed);
 }
 
-void timerRelease(Timer* t) {
+void timerRelease(HeapTimer* t) {
   if (t->refs != nullptr && t->refs->fetch_sub(1, std::memory_order_acq_rel) == 1) t->release(t);
 }
 
 // Drop the stale entries of ts (Go's clearDeletedTimers). ts.lock held; the
 // dropped entries' references are handed back through out.
-void cleanTimers(PTimers& ts, std::vector<Timer*>& out) {
+void cleanTimers(PTimers& ts, std::vector<HeapTimer*>& out) {
   auto& h = ts.heap;
   std::size_t j = 0;
   for (std::size_t i = 0; i < h.size(); i++) {
@@ -122,10 +122,10 @@ P* timerP() {
 // of the heap are dropped first (their references handed back through
 // dropped, to release once no lock is held), so that a timer reset again
 // and again far ahead cannot grow the heap.
-void addTimerLocked(Timer* t, P* pp, std::vector<Timer*>& dropped) {
+void addTimerLocked(HeapTimer* t, P* pp, std::vector<HeapTimer*>& dropped) {
   PTimers& ts = pp->timers;
   timerRetain(t);
-  MutexGuard l(ts.lock);
+  LockGuard l(ts.lock);
   if (tooStale(ts.stale.load(std::memory_order_relaxed), ts.heap.size())) cleanTimers(ts, dropped);
   ts.heap.push_back(TimerEntry{t->when, t, t->seq.load(std::memory_order_relaxed)});
   siftupTimer(ts.heap, ts.heap.size() - 1);
@@ -134,7 +134,7 @@ void addTimerLocked(Timer* t, P* pp, std::vector<Timer*>& dropped) {
 }
 
 // t->mu held: turn the live entry (if any) stale.
-void unheapLocked(Timer* t) {
+void unheapLocked(HeapTimer* t) {
   if (t->ts != nullptr) {
     t->seq.fetch_add(1, std::memory_order_release);
     t->ts->stale.fetch_add(1, std::memory_order_relaxed);
@@ -144,25 +144,25 @@ void unheapLocked(Timer* t) {
 
 }  // namespace
 
-bool modtimer(Timer* t, std::int64_t when, std::int64_t period) {
+bool modtimer(HeapTimer* t, std::int64_t when, std::int64_t period) {
   if (when <= 0) detail::fatal("modtimer: bad when");
   bool pending;
-  std::vector<Timer*> dropped;
+  std::vector<HeapTimer*> dropped;
   {
-    MutexGuard l(t->mu);
+    LockGuard l(t->mu);
     pending = t->when != 0;
     unheapLocked(t);
     t->when = when;
     t->period = period;
     addTimerLocked(t, timerP(), dropped);
   }
-  for (Timer* d : dropped) timerRelease(d);
+  for (HeapTimer* d : dropped) timerRelease(d);
   wakeNetPoller(when);
   return pending;
 }
 
-bool deltimer(Timer* t) {
-  MutexGuard l(t->mu);
+bool deltimer(HeapTimer* t) {
+  LockGuard l(t->mu);
   bool pending = t->when != 0;
   unheapLocked(t);
   t->when = 0;
@@ -181,7 +181,7 @@ std::int64_t checkTimers(P* pp, std::int64_t& now, bool* ran) {
     std::int32_t len = ts.len.load(std::memory_order_relaxed);
     if (!tooStale(ts.stale.load(std::memory_order_relaxed), static_cast<std::size_t>(len))) return next;
   }
-  std::vector<Timer*> dropped;
+  std::vector<HeapTimer*> dropped;
   for (;;) {
     ts.lock.lock();
     if (ts.heap.empty()) {
@@ -206,7 +206,7 @@ std::int64_t checkTimers(P* pp, std::int64_t& now, bool* ran) {
 
     // Due. Check again under the timer's lock: it may have been changed
     // since the entry was read.
-    Timer* t = e.t;
+    HeapTimer* t = e.t;
     t->mu.lock();
     if (t->seq.load(std::memory_order_relaxed) != e.seq || t->ts != &ts) {
       t->mu.unlock();
@@ -235,7 +235,7 @@ std::int64_t checkTimers(P* pp, std::int64_t& now, bool* ran) {
     f(arg, now);
     timerRelease(t);
   }
-  for (Timer* t : dropped) timerRelease(t);
+  for (HeapTimer* t : dropped) timerRelease(t);
   return ts.timer0When.load(std::memory_order_seq_cst);
 }
 
@@ -248,21 +248,21 @@ std::int64_t timeSleepUntil() {
   return next;
 }
 
-void moveTimers(P* from, P* to, std::vector<Timer*>& dropped) {
+void moveTimers(P* from, P* to, std::vector<HeapTimer*>& dropped) {
   std::vector<TimerEntry> entries;
   {
-    MutexGuard l(from->timers.lock);
+    LockGuard l(from->timers.lock);
     entries.swap(from->timers.heap);
     from->timers.stale.store(0, std::memory_order_relaxed);
     updateTimer0When(from->timers);
   }
   for (const TimerEntry& e : entries) {
-    Timer* t = e.t;
+    HeapTimer* t = e.t;
     bool moved = false;
     {
-      MutexGuard l(t->mu);
+      LockGuard l(t->mu);
       if (t->seq.load(std::memory_order_relaxed) == e.seq && t->ts == &from->timers) {
-        MutexGuard l2(to->timers.lock);
+        LockGuard l2(to->timers.lock);
         to->timers.heap.push_back(e);
         siftupTimer(to->timers.heap, to->timers.heap.size() - 1);
         updateTimer0When(to->timers);
@@ -274,20 +274,20 @@ void moveTimers(P* from, P* to, std::vector<Timer*>& dropped) {
   }
 }
 
-void timersRelease(const std::vector<Timer*>& dropped) {
-  for (Timer* t : dropped) timerRelease(t);
+void timersRelease(const std::vector<HeapTimer*>& dropped) {
+  for (HeapTimer* t : dropped) timerRelease(t);
 }
 
 void timersDestroy(PTimers& ts) {
   std::vector<TimerEntry> entries;
   {
-    MutexGuard l(ts.lock);
+    LockGuard l(ts.lock);
     entries.swap(ts.heap);
     updateTimer0When(ts);
   }
   for (const TimerEntry& e : entries) {
     {
-      MutexGuard l(e.t->mu);
+      LockGuard l(e.t->mu);
       if (e.t->ts == &ts) {
         e.t->ts = nullptr;
         e.t->when = 0;
@@ -300,7 +300,7 @@ void timersDestroy(PTimers& ts) {
 const char* timers_invariant_violation(PTimers& ts) {
   std::vector<TimerEntry> h;
   {
-    MutexGuard l(ts.lock);
+    LockGuard l(ts.lock);
     h = ts.heap;
     for (std::size_t i = 1; i < h.size(); i++) {
       if (h[(i - 1) / 4].when > h[i].when) return "heap order broken: an entry is due before its parent";
@@ -312,9 +312,9 @@ const char* timers_invariant_violation(PTimers& ts) {
       return "timer0When is not the first entry's when";
     }
   }
-  std::vector<Timer*> live;
+  std::vector<HeapTimer*> live;
   for (const TimerEntry& e : h) {
-    MutexGuard l(e.t->mu);
+    LockGuard l(e.t->mu);
     std::uint64_t seq = e.t->seq.load(std::memory_order_relaxed);
     if (e.seq > seq) return "an entry's seq is ahead of its timer's";
     if (e.seq < seq) continue;  // stale
@@ -332,7 +332,7 @@ namespace {
 void goroutineReady(void* arg, std::int64_t) { goready(static_cast<G*>(arg)); }
 
 struct SleepArgs {
-  Timer* t;
+  HeapTimer* t;
   std::int64_t until;
 };
 
@@ -348,7 +348,7 @@ bool resetForSleep(G*, void* arg) {
 void timeSleep(std::int64_t until) {
   G* gp = getg();
   if (gp->timer == nullptr) {
-    gp->timer = new Timer;
+    gp->timer = new HeapTimer;
     gp->timer->f = &goroutineReady;
     gp->timer->arg = gp;
   }
@@ -385,20 +385,21 @@ Clock::time_point timeOf(std::int64_t nanotime_ns) {
 
 namespace detail {
 
-// Timers alive (runtime::timers_alive): one more in timer(), one less in
-// ~timer(). Relaxed: a count for tests, read once the timers are quiet.
+// Timers alive (runtime::timers_alive): one more in SharedTimer(), one less
+// in ~SharedTimer(). Relaxed: a count for tests, read once the timers are
+// quiet.
 std::atomic<std::int64_t> timers_alive_count{0};
 
 // A timer shared by Timer/Ticker handles and by its heap entries.
-struct timer {
-  runtime::Timer rt;
+struct SharedTimer {
+  runtime::HeapTimer rt;
   std::atomic<std::int32_t> refs{1};
   hchan* c = nullptr;        // the channel it sends on (Timer, Ticker, after)
   std::function<void()> fn;  // or the function it starts (after_func)
 
   // Runs when due: Go's sendTime, a non-blocking send of the current time.
   static void sendTime(void* arg, std::int64_t now) {
-    auto* self = static_cast<timer*>(arg);
+    auto* self = static_cast<SharedTimer*>(arg);
     Clock::time_point tp = timeOf(now);
     try {
       chansend(self->c, &tp, false);
@@ -408,31 +409,31 @@ struct timer {
   }
   // Go's goFunc: f runs in a goroutine of its own.
   static void goFunc(void* arg, std::int64_t) {
-    auto* self = static_cast<timer*>(arg);
+    auto* self = static_cast<SharedTimer*>(arg);
     self->refs.fetch_add(1, std::memory_order_relaxed);
     goro::go([self] {
       struct Release {
-        timer* t;
+        SharedTimer* t;
         ~Release() { timer_release(t); }
       } r{self};
       self->fn();
     });
   }
-  static void destroy(runtime::Timer* rt) {
-    auto* self = static_cast<timer*>(rt->arg);
+  static void destroy(runtime::HeapTimer* rt) {
+    auto* self = static_cast<SharedTimer*>(rt->arg);
     if (self->c != nullptr) chanrelease(self->c);
     delete self;
   }
 
-  timer() {
+  SharedTimer() {
     rt.refs = &refs;
     rt.release = &destroy;
     rt.arg = this;
     timers_alive_count.fetch_add(1, std::memory_order_relaxed);
   }
-  ~timer() { timers_alive_count.fetch_sub(1, std::memory_order_relaxed); }
-  timer(const timer&) = delete;
-  timer& operator=(const timer&) = delete;
+  ~SharedTimer() { timers_alive_count.fetch_sub(1, std::memory_order_relaxed); }
+  SharedTimer(const SharedTimer&) = delete;
+  SharedTimer& operator=(const SharedTimer&) = delete;
 };
 
 }  // namespace detail
@@ -441,12 +442,12 @@ std::int64_t runtime::timers_alive() { return detail::timers_alive_count.load(st
 
 namespace detail {
 
-void timer_retain(timer* t) noexcept { t->refs.fetch_add(1, std::memory_order_relaxed); }
-void timer_release(timer* t) noexcept {
-  if (t->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) timer::destroy(&t->rt);
+void timer_retain(SharedTimer* t) noexcept { t->refs.fetch_add(1, std::memory_order_relaxed); }
+void timer_release(SharedTimer* t) noexcept {
+  if (t->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) SharedTimer::destroy(&t->rt);
 }
 
-hchan* timer_chan(const timer* t) noexcept { return t->c; }
+hchan* timer_chan(const SharedTimer* t) noexcept { return t->c; }
 
 namespace {
 void need_runtime(const runtime::ForeignCall& fc) {
@@ -454,24 +455,24 @@ void need_runtime(const runtime::ForeignCall& fc) {
 }
 }  // namespace
 
-timer* timer_new(std::chrono::nanoseconds d, std::chrono::nanoseconds period, std::function<void()> fn) {
+SharedTimer* timer_new(std::chrono::nanoseconds d, std::chrono::nanoseconds period, std::function<void()> fn) {
   runtime::ForeignCall fc;  // a plain thread: teardown waits until the timer is in a heap
   need_runtime(fc);
-  auto* t = new timer;
+  auto* t = new SharedTimer;
   if (fn) {
     t->fn = std::move(fn);
-    t->rt.f = &timer::goFunc;
+    t->rt.f = &SharedTimer::goFunc;
   } else {
     t->c = makechan(&ElemTypeOf<Clock::time_point>::value, 1);
-    t->rt.f = &timer::sendTime;
+    t->rt.f = &SharedTimer::sendTime;
   }
   runtime::modtimer(&t->rt, whenAfter(d), period.count());
   return t;
 }
 
-bool timer_stop(timer* t) noexcept { return runtime::deltimer(&t->rt); }
+bool timer_stop(SharedTimer* t) noexcept { return runtime::deltimer(&t->rt); }
 
-bool timer_reset(timer* t, std::chrono::nanoseconds d, std::chrono::nanoseconds period) {
+bool timer_reset(SharedTimer* t, std::chrono::nanoseconds d, std::chrono::nanoseconds period) {
   runtime::ForeignCall fc;
   need_runtime(fc);
   return runtime::modtimer(&t->rt, whenAfter(d), period.count());

@@ -24,8 +24,8 @@ struct PTimers;
 // Called when the timer fires, with the time it was due and the time now.
 using TimerFunc = void (*)(void* arg, std::int64_t now);
 
-struct Timer {
-  Mutex mu;
+struct HeapTimer {
+  Lock mu;
   // Guarded by mu.
   std::int64_t when = 0;    // nanotime when due; 0: not pending
   std::int64_t period = 0;  // > 0: fires again every period
@@ -37,17 +37,17 @@ struct Timer {
   // entry holds a reference; a goroutine's sleep timer has refs == nullptr
   // and lives as long as its G.
   std::atomic<std::int32_t>* refs = nullptr;
-  void (*release)(Timer*) = nullptr;  // called when refs drops to 0
+  void (*release)(HeapTimer*) = nullptr;  // called when refs drops to 0
 };
 
 struct TimerEntry {
   std::int64_t when;
-  Timer* t;
+  HeapTimer* t;
   std::uint64_t seq;
 };
 
 struct PTimers {
-  Mutex lock;
+  Lock lock;
   std::vector<TimerEntry> heap;             // 4-ary min-heap on when; guarded by lock
   std::atomic<std::int64_t> timer0When{0};  // heap[0].when, 0 if empty: read without lock
   std::atomic<std::int32_t> stale{0};       // entries known to be stale (a hint)
@@ -57,9 +57,9 @@ struct PTimers {
 // modtimer: (re)arm t to fire at when (period > 0: then every period) on the
 // current P's heap (the first P's from a thread that is not an M). Returns
 // whether t was pending. when must be > 0.
-bool modtimer(Timer* t, std::int64_t when, std::int64_t period);
+bool modtimer(HeapTimer* t, std::int64_t when, std::int64_t period);
 // deltimer: stop t; returns whether it was pending.
-bool deltimer(Timer* t);
+bool deltimer(HeapTimer* t);
 
 // checkTimers: run pp's timers that are due. Returns the time of the next
 // one (0: none), and sets ran if any ran. now == 0 is read from the clock
@@ -70,8 +70,8 @@ std::int64_t timeSleepUntil();
 // Move every timer of `from` to `to` (procresize; the world is stopped).
 // The references of stale entries go to dropped, for timersRelease once no
 // runtime lock is held (releasing may run a user's destructor).
-void moveTimers(P* from, P* to, std::vector<Timer*>& dropped);
-void timersRelease(const std::vector<Timer*>& dropped);
+void moveTimers(P* from, P* to, std::vector<HeapTimer*>& dropped);
+void timersRelease(const std::vector<HeapTimer*>& dropped);
 // Drop every heap entry (teardown), releasing the timers they hold.
 void timersDestroy(PTimers& ts);
 

@@ -14,7 +14,7 @@ extern "C" {
 // that are not Ms. Initial-exec (at least) so that the asm below can address
 // it from any object of goro's.
 extern __thread goro::runtime::G* goro_tls_g __attribute__((tls_model("initial-exec")));
-// Runtime locks (lock_futex.hpp's Mutex) the thread holds: Go's m.locks, kept
+// Runtime locks (lock_futex.hpp's Lock) the thread holds: Go's m.locks, kept
 // per thread so that plain threads are counted too (an M is one thread).
 extern __thread int goro_tls_locks __attribute__((tls_model("initial-exec")));
 }

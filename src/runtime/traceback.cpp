@@ -99,7 +99,7 @@ template <class F>
 bool with_allgs(F&& f) {
   for (int i = 0; i < 1000; i++) {
     if (!allglock.held()) {
-      MutexGuard l(allglock);
+      LockGuard l(allglock);
       f();
       return true;
     }
@@ -183,7 +183,7 @@ namespace goro::debug {
 void dump_goroutines(std::ostream& out) {
   using namespace goro::runtime;
   if (!runtime_active.load()) return;
-  MutexGuard l(allglock);
+  LockGuard l(allglock);
   bool first = true;
   for (const G* gp : allgs) {
     if (readgstatus(gp) == _Gdead) continue;
@@ -201,7 +201,7 @@ Stats stats() {
   if (!fc.ok()) return s;
   s.goroutines = gcount();
   {
-    MutexGuard l(sched.lock);
+    LockGuard l(sched.lock);
     s.threads = static_cast<int>(sched.mnext) - sched.nmfreed;
     s.idle_threads = sched.nmidle;
     s.global_runqueue = sched.runqsize.load();

@@ -254,9 +254,11 @@ void WaitGroup::wait() {
 // ---------------------------------------------------------------------------
 // Cond
 
-static_assert(sizeof(runtime::NotifyList) <= 40, "Cond::notify_ is too small for the notify list");
-
-Cond::Cond(Mutex& l) : l_(l) { ::new (notify_) runtime::NotifyList(); }
+Cond::Cond(Mutex& l) : l_(l) {
+  static_assert(sizeof(runtime::NotifyList) <= sizeof notify_, "Cond::notify_ is too small for the notify list");
+  static_assert(alignof(runtime::NotifyList) <= kNotifyAlign, "Cond::notify_ is not aligned for the notify list");
+  ::new (notify_) runtime::NotifyList();
+}
 Cond::~Cond() {
   auto* nl = std::launder(reinterpret_cast<runtime::NotifyList*>(notify_));
   runtime::notifyListDestroy(nl);

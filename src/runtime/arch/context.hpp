@@ -1,12 +1,14 @@
 // arch/context.hpp — the saved goroutine context (Gobuf) shared with assembly.
 // Invariant: a saved context is a block of kFrameSize bytes at Gobuf::sp on
 // the goroutine's own stack (control words, callee-saved registers, resume
-// pc); the offsets below are the ones the .S files use. Mirrors Go's gobuf
+// pc), laid out once in context_amd64.h for the .S and this header. Mirrors Go's gobuf
 // (runtime2.go) and the gogo/mcall/gosave of asm_amd64.s.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+
+#include "context_amd64.h"
 
 namespace goro::runtime {
 
@@ -20,20 +22,21 @@ struct Gobuf {
   void* fiber = nullptr;  // TSan fiber of the stack this context runs on
 };
 
-// Layout of a saved context at Gobuf::sp (x86-64), lowest address first.
-inline constexpr std::size_t kCtxControl = 0;  // mxcsr (4 bytes), x87 control word (2)
-inline constexpr std::size_t kCtxR15 = 8;
-inline constexpr std::size_t kCtxR14 = 16;
-inline constexpr std::size_t kCtxR13 = 24;
-inline constexpr std::size_t kCtxR12 = 32;
-inline constexpr std::size_t kCtxRbx = 40;
-inline constexpr std::size_t kCtxRbp = 48;
-inline constexpr std::size_t kCtxPC = 56;
-inline constexpr std::size_t kFrameSize = 64;
+// Layout of a saved context at Gobuf::sp (x86-64): context_amd64.h, shared
+// with the assembly.
+inline constexpr std::size_t kCtxControl = CTX_CONTROL;  // mxcsr (4 bytes), x87 control word (2)
+inline constexpr std::size_t kCtxR15 = CTX_R15;
+inline constexpr std::size_t kCtxR14 = CTX_R14;
+inline constexpr std::size_t kCtxR13 = CTX_R13;
+inline constexpr std::size_t kCtxR12 = CTX_R12;
+inline constexpr std::size_t kCtxRbx = CTX_RBX;
+inline constexpr std::size_t kCtxRbp = CTX_RBP;
+inline constexpr std::size_t kCtxPC = CTX_PC;
+inline constexpr std::size_t kFrameSize = CTX_FRAME_SIZE;
 
-// Values the .S files hard-code.
-static_assert(offsetof(Gobuf, sp) == 0, "GOBUF_SP");
-static_assert(offsetof(Gobuf, fiber) == 8, "GOBUF_FIBER");
+static_assert(offsetof(Gobuf, sp) == GOBUF_SP, "context_amd64.h: GOBUF_SP");
+static_assert(offsetof(Gobuf, fiber) == GOBUF_FIBER, "context_amd64.h: GOBUF_FIBER");
+static_assert(kCtxPC + 8 == kFrameSize && kFrameSize % 16 == 0, "context_amd64.h: the frame keeps sp 16-aligned");
 
 // What an mcall'd function returns: the context to switch to next.
 using McallFn = Gobuf* (*)(G* gp);

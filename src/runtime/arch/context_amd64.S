@@ -1,12 +1,17 @@
 // context_amd64.S — goroutine context switches for x86-64 System V.
 // Go's gogo, mcall and gosave (asm_amd64.s) and the goexit trampoline.
-// A saved context is 64 bytes at Gobuf::sp (see context.hpp):
-//   [sp+0] mxcsr, x87 cw  [sp+8] r15  [sp+16] r14  [sp+24] r13  [sp+32] r12
-//   [sp+40] rbx  [sp+48] rbp  [sp+56] resume pc
-// Only callee-saved state is kept: every switch happens at a call boundary.
+// A saved context is CTX_FRAME_SIZE bytes at Gobuf::sp, laid out in
+// context_amd64.h (shared with context.hpp); SAVE_CONTEXT's pushes build
+// that layout, and the .if below checks that they do. Only callee-saved
+// state is kept: every switch happens at a call boundary.
 
-#define GOBUF_SP 0
-#define GOBUF_FIBER 8
+#include "context_amd64.h"
+
+// The pushes below, last first: control words, r15, r14, r13, r12, rbx,
+// rbp, and the caller's return address above them.
+.if CTX_CONTROL != 0 || CTX_R15 != 8 || CTX_R14 != 16 || CTX_R13 != 24 || CTX_R12 != 32 || CTX_RBX != 40 || CTX_RBP != 48 || CTX_PC != 56 || CTX_FRAME_SIZE != 64
+.error "context_amd64.h does not match SAVE_CONTEXT"
+.endif
 
         .text
         .hidden goro_tsan_switch_hook
@@ -58,6 +63,7 @@
         .p2align 4
 goro_gogo:
         .cfi_startproc
+        GORO_ENDBR
         .cfi_undefined %rip
         // Under TSan, tell it before leaving: the code that follows runs
         // on buf's fiber. The hook is set by the C++ side when that is
@@ -85,6 +91,7 @@ goro_gogo:
         .p2align 4
 goro_mcall:
         .cfi_startproc
+        GORO_ENDBR
         SAVE_CONTEXT
         movq %rsp, GOBUF_SP(%rdi)
         movq GOBUF_SP(%rsi), %rsp       // on g0 now; its sp is 16-byte aligned
@@ -103,6 +110,7 @@ goro_mcall:
         .p2align 4
 goro_gosave:
         .cfi_startproc
+        GORO_ENDBR
         SAVE_CONTEXT
         movq %rsp, GOBUF_SP(%rdi)
         movq %rdx, %rdi
@@ -126,3 +134,17 @@ goro_goexit:
         .size goro_goexit, .-goro_goexit
 
         .section .note.GNU-stack,"",@progbits
+
+#if GORO_IBT
+// GNU property note: this object supports IBT (and only that).
+        .section .note.gnu.property,"a"
+        .p2align 3
+        .long 4                 // name size
+        .long 16                // descriptor size
+        .long 5                 // NT_GNU_PROPERTY_TYPE_0
+        .asciz "GNU"
+        .long 0xc0000002        // GNU_PROPERTY_X86_FEATURE_1_AND
+        .long 4                 // data size
+        .long 1                 // GNU_PROPERTY_X86_FEATURE_1_IBT
+        .p2align 3
+#endif
