@@ -420,7 +420,7 @@ TEST(Sysmon, SchedtracePrintsGosLines) {
         std::exit(0);
       },
       ::testing::ExitedWithCode(0),
-      "SCHED [0-9]+ms: gomaxprocs=2 idleprocs=[0-9]+ threads=[0-9]+ spinningthreads=[0-9]+ needspinning=[01] "
+      "SCHED [0-9]+ms: gomaxprocs=2 idleprocs=[0-9]+ threads=[0-9]+ spinningthreads=[0-9]+ needspinning=0 "
       "idlethreads=[0-9]+ runqueue=[0-9]+ gcwaiting=false nmidlelocked=0 stopwait=0 sysmonwait=(true|false)\n"
       "  P0: status=[0-9] schedtick=[0-9]+ syscalltick=[0-9]+ m=-?[0-9]+ runqsize=[0-9]+ gfreecnt=[0-9]+ "
       "timerslen=[0-9]+\n"
@@ -435,7 +435,7 @@ TEST(Sysmon, SchedtracePrintsGosLines) {
         std::exit(0);
       },
       ::testing::ExitedWithCode(0),
-      "SCHED [0-9]+ms: gomaxprocs=2 idleprocs=[0-9]+ threads=[0-9]+ spinningthreads=[0-9]+ needspinning=[01] "
+      "SCHED [0-9]+ms: gomaxprocs=2 idleprocs=[0-9]+ threads=[0-9]+ spinningthreads=[0-9]+ needspinning=0 "
       "idlethreads=[0-9]+ runqueue=[0-9]+ \\[[0-9]+ [0-9]+\\]\n");
 }
 

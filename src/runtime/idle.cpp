@@ -1,12 +1,13 @@
 // idle.cpp — idle Ps and Ms, and spinning: pidleput/pidleget, mput/mget,
-// pidlegetSpinning, startm, wakep, stopm, m0retire, resetspinning.
+// startm, wakep, stopm, m0retire, resetspinning.
 // Invariants: the idle lists change under sched.lock; at most one M spins
 // per busy P (nmspinning), and an M that stops spinning re-checks every
 // queue after dropping nmspinning, so a wakep that saw it spinning is never
-// lost. A spinner that never got a P (wakep's, when startm finds none)
-// re-checks nothing: it sets sched.needspinning instead, and the next M
-// about to give up a P spins. tests/model/spinning.pml checks all of it.
-// Mirrors the "Worker thread parking/unparking" part of proc.go (Go 1.21).
+// lost. Every other M that idles a P re-checks too (findRunnable,
+// handoffp): it may have declined to spin because of a spinner that had
+// already looked, or of one that wakep counted and startm never started.
+// tests/model/spinning.pml checks all of it. Mirrors the "Worker thread
+// parking/unparking" part of proc.go.
 
 #include "panic.hpp"
 #include "proc.hpp"
@@ -31,18 +32,6 @@ P* pidleget() {
     // A P goes to work: sysmon, asleep while every P was idle, watches again.
     if (sched.sysmonwait) sysmonwake_locked();
   }
-  return pp;
-}
-
-// pidlegetSpinning: pidleget on behalf of an M that is (or will be)
-// spinning. Finding no P, it sets needspinning: the work that M was
-// looking for may sit behind a P whose M has already decided not to spin
-// (it saw this M in nmspinning) and is about to give the P up without a
-// re-check; that M sees needspinning under sched.lock and spins instead.
-// sched.lock must be held.
-P* pidlegetSpinning() {
-  P* pp = pidleget();
-  if (pp == nullptr) sched.needspinning.store(1, std::memory_order_seq_cst);
   return pp;
 }
 
@@ -80,16 +69,13 @@ void startm(P* pp, bool spinning) {
     return;
   }
   if (pp == nullptr) {
-    pp = spinning ? pidlegetSpinning() : pidleget();
+    pp = pidleget();
     if (pp == nullptr) {
-      // The caller incremented nmspinning, but there are no idle Ps, so
-      // undo it and give up. Under the lock, in one step with
-      // needspinning: an M that read the increment and so chose not to
-      // spin either sees needspinning when it gives up its P, or reads
-      // nmspinning after the undo (tests/model/spinning.pml has the trace
-      // the other order loses a G in).
-      if (spinning) dropSpinning(nullptr);
       sched.lock.unlock();
+      // The caller incremented nmspinning, but there are no idle Ps, so
+      // undo it and give up. An M that saw the increment and so declined
+      // to spin re-checks every queue when it idles its P (findRunnable).
+      if (spinning) dropSpinning(nullptr);
       return;
     }
   }
@@ -186,15 +172,12 @@ void m0retire() {
 // becomeSpinning/dropSpinning: the one way an M starts and stops spinning
 // (looking for work with a P and none of its own), counted in nmspinning so
 // that wakep starts no other M meanwhile. The decrement is a seq_cst RMW:
-// the full fence findRunnable's delicate dance relies on. A new spinner
-// answers needspinning, so it clears it. becomeSpinning(nullptr) counts an
-// M that startm(pp, true) is about to start; dropSpinning(nullptr) undoes
-// the increment a waker made for an M that never started. A negative
-// count, or dropping an M that is not spinning, is fatal.
+// the full fence findRunnable's delicate dance relies on. dropSpinning
+// (nullptr) undoes the increment a waker made for an M that never started.
+// A negative count, or dropping an M that is not spinning, is fatal.
 void becomeSpinning(M* mp) {
-  if (mp != nullptr) mp->spinning = true;
+  mp->spinning = true;
   sched.nmspinning.fetch_add(1, std::memory_order_seq_cst);
-  sched.needspinning.store(0, std::memory_order_seq_cst);
 }
 
 void dropSpinning(M* mp) {

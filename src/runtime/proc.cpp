@@ -236,6 +236,20 @@ void gostart(G* gp, std::uintptr_t top) {
   if (san::kTsan) gp->sched.fiber = san::tsan_create_fiber();
 }
 
+// queuedWorkNoP: the second half of the delicate dance. After a seq_cst
+// RMW that idled its P (pidleput) or dropped nmspinning, an M looks once
+// more at every non-idle P's ring (Go's checkRunqsNoP) and at the global
+// queue: unlike Go, threads that are not Ms put Gs there (go() and goready
+// from a plain thread) and then leave, so no running M is left to find
+// them. Every load is seq_cst, so a submitter's store then load of npidle
+// and nmspinning and this M's store then loads cannot both miss.
+bool queuedWorkNoP() {
+  for (P* p2 : allp) {
+    if (!idlepMask.read(static_cast<std::uint32_t>(p2->id)) && !runqempty(p2->runq)) return true;
+  }
+  return sched.runqsize.load(std::memory_order_seq_cst) != 0;
+}
+
 namespace {
 
 // stealWork: try to steal a runnable G from another P, in a random order
@@ -279,20 +293,6 @@ G* stealWork(P* pp, std::int64_t& now, std::int64_t& pollUntil, bool& newWork) {
           return gp;
         }
       }
-    }
-  }
-  return nullptr;
-}
-
-// checkRunqsNoP: after dropping its P and nmspinning, an M looks once more
-// at every non-idle P's ring; if one has work, it takes an idle P back.
-P* checkRunqsNoP() {
-  for (P* p2 : allp) {
-    if (!idlepMask.read(static_cast<std::uint32_t>(p2->id)) && !runqempty(p2->runq)) {
-      sched.lock.lock();
-      P* pp = pidlegetSpinning();
-      sched.lock.unlock();
-      return pp;  // nullptr: every P is busy, and one about to idle spins (needspinning)
     }
   }
   return nullptr;
@@ -408,43 +408,31 @@ top:
     sched.lock.unlock();
     return gp;
   }
-  if (!mp->spinning && sched.needspinning.load(std::memory_order_seq_cst) == 1) {
-    // A spinner found no P for work it was woken for (pidlegetSpinning),
-    // and this M may have declined to spin because of that very spinner:
-    // look again, spinning, rather than idle the P.
-    becomeSpinning(mp);
-    sched.lock.unlock();
-    goto top;
-  }
   if (releasep() != pp) detail::fatal("findrunnable: wrong p");
   pidleput(pp);
   sched.lock.unlock();
 
   // Delicate dance: the M goes from spinning to non-spinning, possibly
   // while new work is submitted. It must drop nmspinning first and then
-  // check every source again (the RMW below is a full fence). The other way
+  // check every source again (the RMW is a full fence). The other way
   // round, work submitted after the check but before the drop would find
   // an M still spinning, wake nobody, and sit there.
-  if (mp->spinning) {
-    dropSpinning(mp);
-    // Every per-P ring...
-    if (P* p2 = checkRunqsNoP()) {
+  // A non-spinning M looks again too (Go 1.19 does not; Go 1.21 instead
+  // has wakep take sched.lock whenever no M spins, and sets needspinning):
+  // it declined to spin because it saw a spinner, and that spinner may
+  // have looked already, or be one that wakep counted and startm never
+  // started (no idle P). Its fence is pidleput's npidle RMW. Finding work,
+  // it takes an idle P back; with none, every P's M re-checks before
+  // idling it, and a P in a system call ends in exitsyscall or handoffp.
+  if (mp->spinning) dropSpinning(mp);
+  if (queuedWorkNoP()) {
+    sched.lock.lock();
+    P* p2 = pidleget();
+    sched.lock.unlock();
+    if (p2 != nullptr) {
       acquirep(p2);
       becomeSpinning(mp);
       goto top;
-    }
-    // ...and the global queue: unlike Go, threads that are not Ms put Gs
-    // there (go() and goready from a plain thread) and then leave, so no
-    // running M is left to find them.
-    if (sched.runqsize.load(std::memory_order_seq_cst) != 0) {
-      sched.lock.lock();
-      P* p2 = pidlegetSpinning();
-      sched.lock.unlock();
-      if (p2 != nullptr) {
-        acquirep(p2);
-        becomeSpinning(mp);
-        goto top;
-      }
     }
   }
 

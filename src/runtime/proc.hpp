@@ -211,6 +211,7 @@ void mcall(McallFn fn, bool dying = false);
 void acquirep(P* pp);
 P* releasep();
 void globrunqput(G* gp);
+bool queuedWorkNoP();
 void gostart(G* gp, std::uintptr_t top);
 Gobuf* execute(G* gp, bool inheritTime);
 Gobuf* schedule();
@@ -222,7 +223,6 @@ void main_returned();
 // idle.cpp
 void pidleput(P* pp);
 P* pidleget();
-P* pidlegetSpinning();
 M* mget();
 void startm(P* pp, bool spinning);
 void wakep();

@@ -143,7 +143,6 @@ void schedinit(int procs, std::int32_t maxthreads) {
   sched.pidle = nullptr;
   sched.npidle.store(0);
   sched.nmspinning.store(0);
-  sched.needspinning.store(0);
   sched.runq = GQueue{};
   sched.runqsize.store(0);
   sched.gFree.stack = GList{};

@@ -264,11 +264,6 @@ struct Sched {
   P* pidle = nullptr;
   std::atomic<std::int32_t> npidle{0};
   std::atomic<std::int32_t> nmspinning{0};
-  // needspinning: a spinning M's search for an idle P (pidlegetSpinning)
-  // found none, so work may be queued that no spinner will re-check for;
-  // an M about to give up its P spins instead (findRunnable, handoffp).
-  // Cleared by becomeSpinning. Go 1.21's sched.needspinning.
-  std::atomic<std::uint32_t> needspinning{0};
 
   GQueue runq;  // global run queue
   std::atomic<std::int32_t> runqsize{0};

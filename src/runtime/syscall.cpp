@@ -33,7 +33,6 @@ void handoffp(P* pp) {
   // needed by work that appears soon.
   std::int32_t zero = 0;
   if (sched.nmspinning.load() + sched.npidle.load() == 0 && sched.nmspinning.compare_exchange_strong(zero, 1)) {
-    sched.needspinning.store(0, std::memory_order_seq_cst);
     startm(pp, true);
     return;
   }
@@ -49,17 +48,6 @@ void handoffp(P* pp) {
     startm(pp, false);
     return;
   }
-  // A spinner found no P for work it was woken for (pidlegetSpinning):
-  // this P is the one it needed, so an M spins on it. Go leaves this to
-  // asynchronous preemption (the work waits for its P's current G at most
-  // a slice); goro's preemption is cooperative, so a G behind one that
-  // computes without scheduling points could wait for good.
-  if (sched.needspinning.load(std::memory_order_seq_cst) == 1) {
-    becomeSpinning(nullptr);
-    sched.lock.unlock();
-    startm(pp, true);
-    return;
-  }
   // The last running P, with timers pending and nobody sleeping until
   // them: an M must (Go: "nobody is polling network").
   if (sched.npidle.load() == gomaxprocs.load(std::memory_order_relaxed) - 1 &&
@@ -73,6 +61,11 @@ void handoffp(P* pp) {
   pidleput(pp);
   sched.lock.unlock();
   if (when != 0) wakeNetPoller(when);
+  // As an M that idles its P in findRunnable: the spinner this handoff
+  // counted on may have looked already, and a G queued since may have
+  // found no idle P to wake an M for. Go leaves that G to asynchronous
+  // preemption of the one ahead of it; goro's preemption is cooperative.
+  if (queuedWorkNoP()) wakep();
 }
 
 namespace {

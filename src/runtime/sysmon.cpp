@@ -189,16 +189,19 @@ void newsysmon() {
 
 // schedtrace: Go's SCHED lines. It reads Ms, Ps and Gs that change under
 // it, as Go's does: the figures are a snapshot, not a consistent cut.
+// needspinning is always 0, kept so the line parses as Go's: Go 1.21 sets
+// it when a waker finds no idle P; goro closes that window instead by
+// having every M that idles a P re-check the queues (findRunnable).
 __attribute__((no_sanitize("thread"))) void schedtrace(bool detailed) {
   std::int64_t now = nanotime();
   std::string out;
   char buf[256];
   LockGuard l(sched.lock);
   std::snprintf(buf, sizeof buf,
-                "SCHED %lldms: gomaxprocs=%d idleprocs=%d threads=%d spinningthreads=%d needspinning=%u "
+                "SCHED %lldms: gomaxprocs=%d idleprocs=%d threads=%d spinningthreads=%d needspinning=0 "
                 "idlethreads=%d runqueue=%d",
                 static_cast<long long>((now - runstarttime) / 1000000), gomaxprocs.load(), sched.npidle.load(),
-                mcount(), sched.nmspinning.load(), sched.needspinning.load(), sched.nmidle, sched.runqsize.load());
+                mcount(), sched.nmspinning.load(), sched.nmidle, sched.runqsize.load());
   out += buf;
   if (detailed) {
     std::snprintf(buf, sizeof buf, " gcwaiting=%s nmidlelocked=%d stopwait=%d sysmonwait=%s\n",

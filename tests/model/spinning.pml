@@ -1,34 +1,36 @@
 /* spinning.pml: the spinning/parking handshake ("delicate dance") between
  * whoever submits a G (runqput or globrunqput, then wakep) and an M that
- * finds nothing, drops nmspinning, re-checks every queue, then parks.
+ * finds nothing, idles its P, drops nmspinning, re-checks every queue,
+ * then parks.
  * Property: no lost wakeup. Once nothing can move (every M parked, G0
  * computing forever), every G submitted has run.
- * Mirrors goro's src/runtime/proc.cpp (newproc_commit, goready, wakep,
- * startm, stopm, mPark, findRunnable, checkRunqsNoP, resetspinning,
- * pidleput, pidleget, pidlegetSpinning, globrunqget, becomeSpinning),
- * which follow Go 1.21's proc.go ("Worker thread parking/unparking"),
- * sched.needspinning included; see "The transient spinner" below.
+ * Mirrors goro's src/runtime/proc.cpp and idle.cpp (newproc_commit,
+ * goready, wakep, startm, stopm, mPark, findRunnable, queuedWorkNoP,
+ * resetspinning, pidleput, pidleget, globrunqget, becomeSpinning), which
+ * follow Go 1.19's proc.go ("Worker thread parking/unparking") but close
+ * its gaps differently from Go 1.21: see "Every M re-checks" below.
  *
- * The system: 2 Ps and Ms M0..M3. M0 holds P0 and runs G0, which starts
- * NGO goroutines (newproc_commit, as goready: runqput(pp, g, next=true),
- * then wakep) and then either computes forever without yielding (the case
- * the handshake exists for: no one else looks at P0's queue) or parks, so
- * that M0 enters schedule. FOREIGN plain threads each start one goroutine
- * (newproc_commit with no P: globrunqput under sched.lock,
- * foreign_put_fence, wakep). M1 starts holding P1 and spinning, holding P1
- * and not spinning (its G just ended), or parked with P1 idle; M2 starts
- * parked; M3 is the M that newm creates when startm finds no idle M. Every
- * G but G0 runs to its end.
+ * The system: 2 Ps and Ms M0..M3 (M4 with MAXM=5). M0 holds P0 and runs
+ * G0, which starts NGO goroutines (newproc_commit, as goready:
+ * runqput(pp, g, next=true), then wakep) and then either computes forever
+ * without yielding (the case the handshake exists for: no one else looks
+ * at P0's queue) or parks, so that M0 enters schedule. FOREIGN plain
+ * threads each start one goroutine (newproc_commit with no P: globrunqput
+ * under sched.lock, foreign_put_fence, wakep). M1 starts holding P1 and
+ * spinning, holding P1 and not spinning (its G just ended), or parked with
+ * P1 idle; M2 starts parked, or (TAKER_M) takes an idle P without spinning
+ * whenever there is one, as exitsyscall and pollTimers do; the rest are
+ * Ms that newm creates when startm finds no idle M. Every G but G0 runs to
+ * its end.
  *
- * Configurations (ctest checks the first three):
+ * Configurations (ctest checks the first four):
  *   -DNGO=1 -DFOREIGN=0 (the default)  the dance on the per-P rings
  *   -DNGO=0 -DFOREIGN=1                the dance on the global queue
- *   -DNGO=2 -DFOREIGN=0 -DMAXM=5       the transient spinner, on the rings
- *   -DNGO=1 -DFOREIGN=1 -DMAXM=5       both queues: too big to check. It
- *     found the transient spinner before needspinning; with it, a
- *     bitstate search (-DBITSTATE -w33, 93M states, no assertion but the
- *     model's own bound) reaches a sixth M (nm < MAXM), and an exhaustive
- *     one with MAXM=6 does not fit in 4 GB even with -DHC4.
+ *   -DNGO=2 -DFOREIGN=0 -DMAXM=5       the transient spinner (below)
+ *   -DNGO=1 -DFOREIGN=0 -DTAKER_M -DMAXM=5
+ *                                      a P taken without spinning (below)
+ *   -DNGO=1 -DFOREIGN=1 -DMAXM=5       both queues: too big to check
+ *     exhaustively (an -DHC4 search of 88M states did not fit in 4 GB).
  *
  * Atomicity. Every atomic in the handshake is seq_cst in goro (the ring's
  * tail store and runnext CAS, runqempty's loads, npidle, nmspinning,
@@ -46,32 +48,32 @@
  * the ring is empty. stealWork's four passes are one pass that may take
  * runnext: the earlier passes differ only in skipping runnext, so any
  * outcome of theirs is an outcome of this pass. Not modelled: timers and
- * pollTimers, the netpoller, GC stop, sched.exiting, the schedtick%61
- * look at the global queue, locked Ms, system calls (handoffp).
+ * pollTimers' sleep, the netpoller, GC stop, sched.exiting, the
+ * schedtick%61 look at the global queue, locked Ms, system calls
+ * (handoffp, which re-checks and wakes as findRunnable does).
  *
- * The transient spinner. wakep raises nmspinning from 0 to 1 before
- * startm looks for an idle P; finding none, startm lowers it again, and
- * that spinner re-checks nothing. An M that holds P1, is not spinning (its
- * G just ended) and reads nmspinning in that window does not start
- * spinning (2 * 1 < 2 - 0 is false); without more, it releases P1 and
- * parks with no re-check, since only spinning Ms re-check, and a G queued
- * on P0 is run by no one while G0 computes (Go 1.19 has this gap; its
- * asynchronous preemption bounds the wait, goro's cooperative one does
- * not). Go 1.21's sched.needspinning closes it: a pidleget on behalf of a
- * spinning M (startm for wakep, the dance's re-checks) that finds no P sets
- * it, and an M about to release its P sees it under sched.lock and becomes
- * spinning instead; becoming spinning clears it. goro checked these two
- * configurations with errors (ran < NG) before needspinning.
+ * Every M re-checks. In Go 1.19 only a spinning M re-checks after idling
+ * its P; a non-spinning one idles it and parks, trusting the spinner it
+ * saw in nmspinning. Two ways that spinner fails it: (1) the transient
+ * spinner: wakep raises nmspinning from 0 to 1 before startm looks for an
+ * idle P, and finding none startm lowers it again, re-checking nothing;
+ * (2) a spinner that has already re-checked and not yet dropped
+ * nmspinning, while the non-spinning M holds a P it took without spinning
+ * (TAKER_M), so that the submitter's wakep sees npidle == 0. Either way a
+ * G queued on P0 is run by no one while G0 computes (Go's asynchronous
+ * preemption bounds the wait; goro's cooperative one does not). Go 1.21
+ * closes both with sched.needspinning and a wakep that always takes
+ * sched.lock when nobody spins; goro keeps wakep's lock-free npidle check
+ * and has every M that idles a P re-check (pidleput's npidle RMW is the
+ * fence), and the model checks both configurations with no error (with
+ * errors under -DMUTANT_SPINONLY, which is Go 1.19's dance).
  *
  * Mutants (pan must report an error for each):
- *   -DMUTANT          no re-check of the per-P rings after dropping
- *                     nmspinning (checkRunqsNoP removed): G1 is stranded.
+ *   -DMUTANT          no re-check of the per-P rings: G1 is stranded.
  *   -DMUTANT_GLOBAL   (with -DNGO=0 -DFOREIGN=1) no re-check of the
- *                     global queue after dropping nmspinning: the G is
- *                     stranded.
- *   -DMUTANT_NEEDSPIN (with -DNGO=2 -DFOREIGN=0 -DMAXM=5) an M about to
- *                     release its P ignores needspinning: the transient
- *                     spinner strands a G.
+ *                     global queue: the G is stranded.
+ *   -DMUTANT_SPINONLY (with -DNGO=2 -DMAXM=5, and with -DTAKER_M
+ *                     -DMAXM=5) only Ms that were spinning re-check.
  */
 
 #ifndef NGO
@@ -93,7 +95,6 @@ byte runqsize;        /* sched.runqsize: the global queue (written under sched.l
 bit idlep[NP];        /* idlepMask */
 byte npidle;          /* sched.npidle */
 byte nmspinning;      /* sched.nmspinning */
-bit needspinning;     /* sched.needspinning */
 bit schedlock;        /* sched.lock */
 byte pidle[NP];       /* sched.pidle: a LIFO list (under sched.lock) */
 byte npl;
@@ -112,20 +113,18 @@ byte ran;             /* Gs other than G0 that ran (a ghost counter) */
 inline startm(spin) {
   atomic {
     schedlock == 0 -> schedlock = 1;
-    if   /* pidleget, or pidlegetSpinning if spin */
+    if   /* pidleget */
     :: npl > 0 -> npl--; sp = pidle[npl]; pidle[npl] = 0; idlep[sp] = 0
-    :: else ->
-      /* No P: the caller's increment is undone under the lock, in the
-       * same step as needspinning is set (Go's wakep). */
-      sp = NONE;
-      needspinning = needspinning | spin;
-      assert(!spin || nmspinning > 0);   /* "startm: negative nmspinning" */
-      nmspinning = nmspinning - spin;
-      schedlock = 0
+    :: else -> sp = NONE
     fi
   };
   if
-  :: sp == NONE
+  :: sp == NONE ->
+    atomic {
+      schedlock = 0;
+      assert(!spin || nmspinning > 0);   /* "startm: negative nmspinning" */
+      nmspinning = nmspinning - spin
+    }
   :: else ->
     atomic {
       npidle--;   /* pidleget */
@@ -209,6 +208,7 @@ inline lock_globrunqget(keep) {
 #define PARKED 1    /* on the idle M list, asleep in stopm */
 #define UNBORN 2    /* no thread yet: newm starts it */
 #define RUNS_G0 3   /* M0, running G0 on P0 */
+#define TAKER 4     /* takes an idle P without spinning (exitsyscall, pollTimers) */
 
 /* An M: schedule and findRunnable. me is its index, p0 its P (NONE if
  * none); init sets m.spinning. */
@@ -216,7 +216,7 @@ proctype M(byte me; byte p0; byte start)
 {
   byte pp = p0;   /* mp->p */
   byte p2, sp, nmp, n, t;
-  bit got, fresh;
+  bit got, fresh, was;
 
   if
   :: start == RUNNING
@@ -226,6 +226,12 @@ end_unborn:
     atomic {   /* mstart1: mspinning, acquirep(nextp) */
       born[me] == 1 ->
       pp = nextp[me]; nextp[me] = NONE; spinning[me] = newspin[me]
+    }
+  :: start == TAKER ->
+end_taker:
+    atomic {   /* lock; pidleget; unlock: then findRunnable, not spinning */
+      schedlock == 0 && npl > 0 ->
+      npl--; pp = pidle[npl]; pidle[npl] = 0; idlep[pp] = 0; npidle--
     }
   :: start == RUNS_G0 ->
     do   /* go G1...: newproc_commit */
@@ -286,7 +292,7 @@ top:
       fi
     fi;
     if
-    :: t == 1 -> atomic { spinning[me] = 1; nmspinning++; needspinning = 0; t = 0 }
+    :: t == 1 -> atomic { spinning[me] = 1; nmspinning++; t = 0 }
     :: else -> goto block
     fi
   fi;
@@ -315,29 +321,33 @@ block:
 #else
   atomic { schedlock == 0 -> schedlock = 1 };
 #endif
-#ifndef MUTANT_NEEDSPIN
-  /* A spinner could not get a P: become spinning rather than leave. */
-  if
-  :: !spinning[me] && needspinning ->
-    atomic { spinning[me] = 1; nmspinning++; needspinning = 0; schedlock = 0 };
-    goto top
-  :: else
-  fi;
-#endif
   atomic {   /* releasep; pidleput */
     assert(rq[pp] == 0);   /* "pidleput: P has non-empty run queue" */
     idlep[pp] = 1; pidle[npl] = pp; npl++
   };
   atomic { npidle++; pp = NONE; schedlock = 0 };
 
-  /* Delicate dance: drop nmspinning (a seq_cst RMW), then look again. */
+  /* Delicate dance: a spinning M drops nmspinning (a seq_cst RMW); then
+   * every M looks again, spinning or not: one that was not could have
+   * declined to spin because of a spinner that has already looked
+   * (pidleput's npidle RMW is its fence against a waker's npidle load). */
   if
   :: spinning[me] ->
     atomic {
       spinning[me] = 0;
       assert(nmspinning > 0);   /* "findrunnable: negative nmspinning" */
-      nmspinning--
-    };
+      nmspinning--;
+      was = 1
+    }
+  :: else
+  fi;
+  if
+#ifdef MUTANT_SPINONLY
+  :: was ->
+#else
+  :: true ->
+#endif
+    was = 0;
 #ifndef MUTANT
     /* checkRunqsNoP: every P that idlepMask, read now, does not mark idle
      * (Go reads a snapshot taken before releasep) */
@@ -348,16 +358,16 @@ block:
         :: rq[p2] != 0 ->   /* !runqempty */
           atomic {
             schedlock == 0 -> schedlock = 1;
-            if   /* pidlegetSpinning */
+            if   /* pidleget */
             :: npl > 0 -> npl--; sp = pidle[npl]; pidle[npl] = 0; idlep[sp] = 0
-            :: else -> sp = NONE; needspinning = 1
+            :: else -> sp = NONE
             fi
           };
           if
-          :: sp == NONE -> schedlock = 0; break   /* needspinning: a P holder spins */
+          :: sp == NONE -> schedlock = 0; break   /* every P's M re-checks before idling it */
           :: else ->
             atomic { npidle--; schedlock = 0 };
-            atomic { pp = sp; sp = 0; p2 = 0; spinning[me] = 1; nmspinning++; needspinning = 0 };
+            atomic { pp = sp; sp = 0; p2 = 0; spinning[me] = 1; nmspinning++ };
             goto top
           fi
         :: else
@@ -373,23 +383,23 @@ block:
     :: runqsize != 0 ->
       atomic {
         schedlock == 0 -> schedlock = 1;
-        if   /* pidlegetSpinning */
+        if   /* pidleget */
         :: npl > 0 -> npl--; sp = pidle[npl]; pidle[npl] = 0; idlep[sp] = 0
-        :: else -> sp = NONE; needspinning = 1
+        :: else -> sp = NONE
         fi
       };
       if
       :: sp == NONE -> schedlock = 0
       :: else ->
         atomic { npidle--; schedlock = 0 };
-        atomic { pp = sp; sp = 0; spinning[me] = 1; nmspinning++; needspinning = 0 };
+        atomic { pp = sp; sp = 0; spinning[me] = 1; nmspinning++ };
         goto top
       fi
     :: else
     fi;
 #endif
     skip
-  :: else
+  :: else -> was = 0
   fi;
 
   /* stopm: mput under the lock, then mPark: sleep, take nextp */
@@ -444,8 +454,12 @@ init {
        midle[nmidle] = 1; nmidle++;
        run M(1, NONE, PARKED)   /* M1 parked, P1 idle */
     fi;
+#ifdef TAKER_M
+    run M(2, NONE, TAKER);
+#else
     midle[nmidle] = 2; nmidle++;
     run M(2, NONE, PARKED);
+#endif
     for (i : 3 .. MAXM - 1) {
       run M(i, NONE, UNBORN)
     };

@@ -121,9 +121,10 @@ INSTANTIATE_TEST_SUITE_P(MaxProcs, SchedStress, ::testing::Values(1, 2, 4, 8, 64
 // A goroutine that computes with no scheduling point and starts another
 // (into its own P's runnext) depends on another M to steal it: nobody else
 // ever looks at that P. Plain threads start short goroutines in bursts
-// meanwhile, so the other P's M keeps deciding whether to spin or to give
-// its P up while the spawner's wakep is in flight: the window of the
-// transient spinner in tests/model/spinning.pml (sched.needspinning). A
+// meanwhile (every other one in a short system call, so Ps are handed off
+// and taken back without spinning), so the other P's M keeps deciding
+// whether to spin or to give its P up while the spawner's wakep is in
+// flight: the windows of tests/model/spinning.pml ("Every M re-checks"). A
 // goroutine not yet run after 5 ms may only be slow (a loaded machine):
 // the threads then pause, and with nothing else to do the idle Ms must
 // still find it. One not run 20 s later was lost.
@@ -144,7 +145,14 @@ TEST(SchedStress, GoFromComputingGoroutine) {
                 continue;
               }
               started++;
-              goro::go([&] { finished++; });
+              if (seed & 1) {
+                goro::go([&] {
+                  goro::syscall([] { std::this_thread::sleep_for(std::chrono::microseconds(30)); });
+                  finished++;
+                });
+              } else {
+                goro::go([&] { finished++; });
+              }
               seed = seed * 1103515245u + 12345u;
               std::this_thread::sleep_for(std::chrono::microseconds((seed >> 16) % 50));
             }
