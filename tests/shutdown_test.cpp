@@ -151,6 +151,40 @@ TEST(Shutdown, AbandonsAThreadInASyscall) { abandons_a_thread_in_a_syscall(false
 TEST(Shutdown, AbandonsAThreadInABlockingCall) { abandons_a_thread_in_a_syscall(true); }
 
 // All of it at once, on two Ps, run after run.
+// A goroutine locked to its thread calls maxprocs(n) while another
+// computes for a while without a scheduling point: stop-the-world waits
+// for that P, and main returns meanwhile. Stop-the-world then gives up
+// (the run is ending) with the caller's P stopped; the caller leaves its
+// M through the scheduler, which for a locked M means stoplockedm and
+// releasep: the P must be running again by then ("releasep: invalid p
+// state" before). The run returns once the computing goroutine is done.
+TEST(Shutdown, LockedGoroutineInMaxprocsWhenMainReturns) {
+  auto computing = std::make_shared<std::atomic<bool>>(false);
+  auto resizing = std::make_shared<std::atomic<bool>>(false);
+  auto d = time_to_return(
+      [computing, resizing] {
+        goro::go([computing] {
+          computing->store(true);
+          auto until = Clock::now() + 300ms;
+          while (Clock::now() < until) {
+            // no scheduling point: stop-the-world waits for this P
+          }
+        });
+        while (!computing->load()) {
+        }
+        goro::go([resizing] {
+          goro::lock_os_thread();
+          resizing->store(true);
+          goro::maxprocs(2);
+        });
+        while (!resizing->load()) {
+        }
+        std::this_thread::sleep_for(20ms);  // the resize is waiting by now, most likely
+      },
+      {.maxprocs = 3});
+  EXPECT_LT(d, 5s);
+}
+
 TEST(Shutdown, ReturnsWithEveryKindOfStragglerAtOnce) {
   for (int round = 0; round < static_cast<int>(scaled(10, 5)); round++) {
     auto d = time_to_return(

@@ -231,9 +231,13 @@ int maxprocs(int n) {
   stopTheWorld();
   if (sched.exiting.load(std::memory_order_acquire)) {
     // main returned meanwhile: the world is not restarted, the run ends,
-    // and a goroutine leaves its M at this scheduling point.
+    // and a goroutine leaves its M at this scheduling point, through the
+    // scheduler, with its P running again (a locked M releases it there).
     semrelease(&sched.worldsema, false);
-    if (gp != nullptr) mcall(&gosched_m);
+    if (gp != nullptr) {
+      setPstatus(gp->m->p, _Pgcstop, _Prunning);
+      mcall(&gosched_m);
+    }
     return cur;
   }
   startTheWorld(n);
