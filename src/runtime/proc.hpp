@@ -274,6 +274,12 @@ void sysmonwake_locked();
 void newsysmon();
 void schedtrace(bool detailed);
 
+// traceback.cpp
+// The dump after a fatal error or panic: every goroutine, current first.
+void dump_to_stderr(const G* current);
+// The goroutine running on this thread, if any (not g0).
+G* current_user_g();
+
 // checkdead.cpp
 void checkdead();
 

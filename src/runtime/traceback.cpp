@@ -1,8 +1,9 @@
-// traceback.cpp — fatal errors, panics and goroutine dumps.
-// Invariants: the fatal paths write with write(2) and take no lock they
-// might already hold (allglock is try-locked); the dump prints Go's
-// `goroutine N [status]:` headers. Mirrors panic.go (throw, fatalpanic) and
-// traceback.go (goroutineheader, tracebackothers).
+// traceback.cpp — goroutine dumps: wait reasons, Go's `goroutine N
+// [status]:` headers, the dump fatal errors print (dump_to_stderr) and
+// debug::dump_goroutines.
+// Invariants: the fatal-path dump writes with write(2) and takes no lock
+// it might already hold (allglock is try-locked). Mirrors traceback.go
+// (goroutineheader, tracebackothers).
 #include <unistd.h>
 
 #include <cstdio>
@@ -108,6 +109,8 @@ bool with_allgs(F&& f) {
   return false;
 }
 
+}  // namespace
+
 void dump_to_stderr(const G* current) {
   if (current != nullptr) {
     char buf[160];
@@ -132,51 +135,7 @@ G* current_user_g() {
   return gp;
 }
 
-}  // namespace
-
-void printerr(const char* s) {
-  std::size_t n = std::strlen(s);
-  while (n > 0) {
-    ssize_t w = write(2, s, n);
-    if (w <= 0) return;
-    s += w;
-    n -= static_cast<std::size_t>(w);
-  }
-}
-
-void printerr_u64(unsigned long long v) {
-  char buf[24];
-  int i = 23;
-  buf[i] = '\0';
-  do {
-    buf[--i] = static_cast<char>('0' + v % 10);
-    v /= 10;
-  } while (v != 0);
-  printerr(buf + i);
-}
-
-[[noreturn]] void fatalpanic(const char* what) {
-  printerr("panic: ");
-  printerr(what);
-  printerr("\n");
-  dump_to_stderr(current_user_g());
-  std::abort();
-}
-
 }  // namespace goro::runtime
-
-namespace goro::detail {
-
-[[noreturn]] void fatal(const char* msg) {
-  using namespace goro::runtime;
-  printerr("fatal error: ");
-  printerr(msg);
-  printerr("\n");
-  dump_to_stderr(current_user_g());
-  std::abort();
-}
-
-}  // namespace goro::detail
 
 namespace goro::debug {
 
@@ -192,37 +151,6 @@ void dump_goroutines(std::ostream& out) {
     char buf[160];
     out << goroutineheader(gp, buf);
   }
-}
-
-Stats stats() {
-  using namespace goro::runtime;
-  Stats s;
-  ForeignCall fc;  // a plain thread: teardown waits before freeing the Ps
-  if (!fc.ok()) return s;
-  s.goroutines = gcount();
-  {
-    LockGuard l(sched.lock);
-    s.threads = static_cast<int>(sched.mnext) - sched.nmfreed;
-    s.idle_threads = sched.nmidle;
-    s.global_runqueue = sched.runqsize.load();
-  }
-  s.maxprocs = gomaxprocs.load();
-  s.idle_procs = sched.npidle.load();
-  s.spinning_threads = sched.nmspinning.load();
-  for (P* pp : allp) s.local_runqueues.push_back(static_cast<int>(runqlen(pp->runq)));
-  // Counters of Ps removed by maxprocs(n) still count.
-  for (std::size_t i = 0; i < allp.created(); i++) {
-    P* pp = allp.slot(i);
-    s.syscall_handoffs += pp->counters.handoffs.get();
-    s.goroutines_created += pp->counters.created.get();
-    s.context_switches += pp->counters.switches.get();
-    s.steals += pp->counters.steals.get();
-    s.stolen_goroutines += pp->counters.stolen.get();
-    s.preemptions += pp->counters.preemptions.get();
-    s.parks += pp->counters.parks.get();
-    s.wakeups += pp->counters.wakeups.get();
-  }
-  return s;
 }
 
 }  // namespace goro::debug
