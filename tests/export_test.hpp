@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <sys/resource.h>
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
@@ -224,6 +225,14 @@ inline std::int64_t current_m() {
 inline std::int32_t current_p() {
   G* gp = runtime::getg();
   return gp == nullptr || gp->m->p == nullptr ? -1 : gp->m->p->id;
+}
+// How many of the run's Ms are in each MStatus (indexed by it), read under
+// sched.lock as schedtrace reads them.
+inline std::array<int, runtime::_Mexited + 1> mstatus_counts() {
+  std::array<int, runtime::_Mexited + 1> n{};
+  runtime::LockGuard l(runtime::sched.lock);
+  for (runtime::M* mp = runtime::allm; mp != nullptr; mp = mp->alllink) n[mp->status.load()]++;
+  return n;
 }
 // Inside the body of goro::syscall/goro::blocking: whether the calling M
 // still has a P, held or reserved for a quick return (syscall keeps it in

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -39,6 +40,7 @@ using goro::testing::Countdown;
 using goro::testing::Parker;
 using goro::testing::run_checked;
 using goro::testing::scaled;
+using goro::testing::wait_until;
 
 TEST(Run, ReturnsMainsResult) {
   EXPECT_EQ(goro::run([] { return 42; }), 42);
@@ -798,6 +800,61 @@ TEST(Wakeups, ForeignThreadHandoffs) {
       // The thread wakes main without having used goro before main first
       // blocks: without this, that is a deadlock (API.md, Fatal errors).
       {.maxprocs = 2, .checkdead = false});
+}
+
+// The M state table of runtime2.hpp, pair by pair, as its comment draws it.
+TEST(MStatus, TableIsTheDocumentedOne) {
+  using namespace goro::runtime;
+  const std::set<std::pair<MStatus, MStatus>> legal = {
+      {_Mrunning, _Mspinning}, {_Mrunning, _Midle},    {_Mrunning, _Mpolling},    {_Mrunning, _Mlockedidle},
+      {_Mrunning, _Mretired},  {_Mrunning, _Mexited},  {_Mspinning, _Mrunning},   {_Midle, _Mrunning},
+      {_Midle, _Mspinning},    {_Mpolling, _Mrunning}, {_Mlockedidle, _Mrunning}, {_Mretired, _Mrunning}};
+  for (std::uint32_t f = _Mrunning; f <= _Mexited; f++) {
+    for (std::uint32_t t = _Mrunning; t <= _Mexited; t++) {
+      auto from = static_cast<MStatus>(f), to = static_cast<MStatus>(t);
+      EXPECT_EQ(legal_mtransition(from, to), legal.count({from, to}) == 1) << f << " -> " << t;
+    }
+  }
+}
+
+// Each way an M sleeps has its state: the one waiting for the next timer
+// is _Mpolling, the one whose locked goroutine waits is _Mlockedidle, m0
+// once main has left it (main yields in wait_until) is _Mretired, and
+// only main's M runs. Afterwards the locked M is back in service.
+TEST(MStatus, SleepingMsAreInTheirStates) {
+  using namespace goro::runtime;
+  run_checked(
+      [] {
+        goro::Chan<int> unlock, wake;
+        goro::Timer t(60s);
+        goro::WaitGroup wg;
+        wg.add(2);
+        goro::go([&] {
+          goro::lock_os_thread();
+          unlock.recv();
+          goro::unlock_os_thread();
+          wg.done();
+        });
+        goro::go([&] {
+          goro::select(goro::on_recv(wake), goro::on_recv(t.channel()));
+          wg.done();
+        });
+        std::array<int, _Mexited + 1> n{};
+        EXPECT_TRUE(wait_until([&] {
+          n = goro::testing::mstatus_counts();
+          return n[_Mrunning] == 1 && n[_Mspinning] == 0 && n[_Mpolling] == 1 && n[_Mlockedidle] == 1 &&
+                 n[_Mretired] == 1 && n[_Mexited] == 0;
+        })) << "running "
+            << n[_Mrunning] << " spinning " << n[_Mspinning] << " idle " << n[_Midle] << " polling " << n[_Mpolling]
+            << " lockedidle " << n[_Mlockedidle] << " retired " << n[_Mretired];
+        EXPECT_EQ(m0->status.load(), _Mretired);
+        unlock.send(1);
+        wake.send(1);
+        wg.wait();
+        t.stop();
+        EXPECT_TRUE(wait_until([&] { return goro::testing::mstatus_counts()[_Mlockedidle] == 0; }));
+      },
+      {.maxprocs = 2});
 }
 
 // Idle is idle: with nothing runnable the runtime's threads sleep. The CPU

@@ -54,7 +54,8 @@ void mput(M* mp) {
   checkdead();
 }
 
-void mspinning() { getg()->m->spinning = true; }
+// The caller of startm counted the new M in nmspinning already.
+void mspinning() { setMstatus(getg()->m, _Mrunning, _Mspinning); }
 
 }  // namespace
 
@@ -87,11 +88,10 @@ void startm(P* pp, bool spinning) {
     return;
   }
   sched.lock.unlock();
-  if (nmp->spinning) detail::fatal("startm: m is spinning");
   if (nmp->nextp != nullptr) detail::fatal("startm: m has p");
   if (spinning && !runqempty(pp->runq)) detail::fatal("startm: p has runnable gs");
-  // The caller incremented nmspinning, so set m.spinning in the new M.
-  nmp->spinning = spinning;
+  // The caller incremented nmspinning, so the woken M is spinning.
+  setMstatus(nmp, _Midle, spinning ? _Mspinning : _Mrunning);
   nmp->nextp = pp;
   nmp->park.wakeup();
 }
@@ -111,10 +111,10 @@ void wakep() {
 
 // mPark: sleep on the M's note until startm or startlockedm hands it a P
 // in nextp, and take that P; or until the run ends (then no P is taken).
+// The waker has set the M's state.
 void mPark(M* mp) {
   mp->park.sleep();
   mp->park.clear();
-  mp->blocked = false;
   if (sched.exiting.load(std::memory_order_acquire)) return;
   acquirep(mp->nextp);
   mp->nextp = nullptr;
@@ -126,7 +126,7 @@ void stopm() {
   M* mp = getg()->m;
   if (*mlocksp() != 0) detail::fatal("stopm holding locks");
   if (mp->p != nullptr) detail::fatal("stopm holding p");
-  if (mp->spinning) detail::fatal("stopm spinning");
+  if (mp->spinning()) detail::fatal("stopm spinning");
   // Before going on the idle list: a startm must not find this M busy.
   scavengegstacks();
   sched.lock.lock();
@@ -136,8 +136,8 @@ void stopm() {
     sched.lock.unlock();
     return;
   }
+  setMstatus(mp, _Mrunning, _Midle);
   mput(mp);
-  mp->blocked = true;
   sched.lock.unlock();
   mPark(mp);
 }
@@ -152,21 +152,19 @@ void stopm() {
 // a system M, not a running one, for checkdead.
 void m0retire() {
   M* mp = getg()->m;
-  if (mp->spinning) dropSpinning(mp);
+  if (mp->spinning()) dropSpinning(mp);
   if (mp->p != nullptr) handoffp(releasep());
   sched.lock.lock();
   if (sched.exiting.load(std::memory_order_relaxed)) {
     sched.lock.unlock();
     return;
   }
-  sched.m0retired = true;
+  setMstatus(mp, _Mrunning, _Mretired);
   sched.nmsys++;
-  mp->blocked = true;
   checkdead();
   sched.lock.unlock();
   mp->park.sleep();  // main_returned wakes it
   mp->park.clear();
-  mp->blocked = false;
 }
 
 // becomeSpinning/dropSpinning: the one way an M starts and stops spinning
@@ -176,15 +174,12 @@ void m0retire() {
 // (nullptr) undoes the increment a waker made for an M that never started.
 // A negative count, or dropping an M that is not spinning, is fatal.
 void becomeSpinning(M* mp) {
-  mp->spinning = true;
+  setMstatus(mp, _Mrunning, _Mspinning);
   sched.nmspinning.fetch_add(1, std::memory_order_seq_cst);
 }
 
 void dropSpinning(M* mp) {
-  if (mp != nullptr) {
-    if (!mp->spinning) detail::fatal("dropSpinning: not a spinning m");
-    mp->spinning = false;
-  }
+  if (mp != nullptr) setMstatus(mp, _Mspinning, _Mrunning);
   if (sched.nmspinning.fetch_sub(1, std::memory_order_seq_cst) - 1 < 0) detail::fatal("negative nmspinning");
 }
 

@@ -26,9 +26,8 @@ void stoplockedm() {
   }
   sched.nmidlelocked++;
   // startlockedm may have handed us a P already (its wakeup is then
-  // pending on the note): only a real sleeper is marked for main_returned.
-  if (mp->nextp == nullptr) mp->lockedidle = true;
-  mp->blocked = true;
+  // pending on the note, and we do not really sleep).
+  if (mp->nextp == nullptr) setMstatus(mp, _Mrunning, _Mlockedidle);
   checkdead();
   sched.lock.unlock();
   mPark(mp);
@@ -47,7 +46,8 @@ void startlockedm(G* gp) {
   bool exiting = sched.exiting.load(std::memory_order_relaxed);
   if (!exiting) {
     sched.nmidlelocked--;
-    lm->lockedidle = false;
+    // lm may not have reached its sleep yet (still _Mrunning).
+    if (lm->status.load(std::memory_order_relaxed) == _Mlockedidle) setMstatus(lm, _Mlockedidle, _Mrunning);
     lm->nextp = pp;  // lm runs its lockedg, gp, with it
   }
   sched.lock.unlock();
@@ -67,7 +67,7 @@ Gobuf* mexitlocked() {
   if (mp->is_m0) {
     if (!sched.exiting.load(std::memory_order_relaxed)) {
       sched.nmidlelocked++;  // wedged: not running, for checkdead
-      mp->lockedidle = true;
+      setMstatus(mp, _Mrunning, _Mretired);
       checkdead();
       sched.lock.unlock();
       mp->park.sleep();
@@ -78,7 +78,6 @@ Gobuf* mexitlocked() {
     return mexit();
   }
   sched.nmfreed++;
-  mp->exited = true;
   checkdead();
   sched.lock.unlock();
   return mexit();

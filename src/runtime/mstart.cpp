@@ -46,7 +46,8 @@ M* allocm_locked(void (*fn)(), P* pp) {
 // context saved when it started (mstart / run).
 Gobuf* mexit() {
   M* mp = getg()->m;
-  if (mp->spinning) dropSpinning(mp);
+  if (mp->spinning()) dropSpinning(mp);
+  setMstatus(mp, _Mrunning, _Mexited);
   san::handle_no_return();
   return &mp->exitbuf;
 }

@@ -319,9 +319,9 @@ P* pollTimers(M* mp, std::int64_t pollUntil) {
   sched.pollUntil.store(pollUntil, std::memory_order_seq_cst);
   std::int64_t delay = pollUntil - nanotime();
   if (delay > 0 && !sched.exiting.load(std::memory_order_seq_cst)) {
-    mp->blocked = true;
+    setMstatus(mp, _Mrunning, _Mpolling);
     futexsleep(&sched.pollWake, 0, delay);
-    mp->blocked = false;
+    setMstatus(mp, _Mpolling, _Mrunning);
   }
   sched.pollUntil.store(0, std::memory_order_seq_cst);
   sched.polling.store(false, std::memory_order_seq_cst);
@@ -389,8 +389,9 @@ top:
   // Spinning Ms: steal work from other Ps. Limit the number of spinning Ms
   // to half the number of busy Ps: on a machine with few busy Ps, many
   // spinning Ms burn CPU for nothing.
-  if (mp->spinning || 2 * sched.nmspinning.load() < gomaxprocs.load(std::memory_order_relaxed) - sched.npidle.load()) {
-    if (!mp->spinning) becomeSpinning(mp);
+  if (mp->spinning() ||
+      2 * sched.nmspinning.load() < gomaxprocs.load(std::memory_order_relaxed) - sched.npidle.load()) {
+    if (!mp->spinning()) becomeSpinning(mp);
     bool newWork = false;
     if (G* gp = stealWork(pp, now, pollUntil, newWork)) return gp;
     if (newWork) goto top;
@@ -424,7 +425,7 @@ top:
   // started (no idle P). Its fence is pidleput's npidle RMW. Finding work,
   // it takes an idle P back; with none, every P's M re-checks before
   // idling it, and a P in a system call ends in exitsyscall or handoffp.
-  if (mp->spinning) dropSpinning(mp);
+  if (mp->spinning()) dropSpinning(mp);
   if (queuedWorkNoP()) {
     sched.lock.lock();
     P* p2 = pidleget();
@@ -487,7 +488,7 @@ Gobuf* schedule() {
     return execute(mp->lockedg, false);
   }
   for (;;) {
-    if (mp->p != nullptr && mp->spinning && !runqempty(mp->p->runq)) {
+    if (mp->p != nullptr && mp->spinning() && !runqempty(mp->p->runq)) {
       detail::fatal("schedule: spinning with local work");
     }
     bool inheritTime = false;
@@ -498,7 +499,7 @@ Gobuf* schedule() {
     }
     // This M is about to run a goroutine; if it was spinning, another M may
     // have to spin in its place.
-    if (mp->spinning) resetspinning();
+    if (mp->spinning()) resetspinning();
     if (gp->lockedm != nullptr) {
       // Hands off own P to the locked M, then blocks waiting for a new P.
       startlockedm(gp);
@@ -611,18 +612,18 @@ void main_returned() {
   // its new M into allm, which teardown then joins.
   LockGuard l(sched.lock);
   sched.exiting.store(true, std::memory_order_seq_cst);
-  while (M* mp = mget()) mp->park.wakeup();
-  // Ms waiting for their locked goroutine, or wedged (m0 whose locked
-  // goroutine exited), are not on the idle list.
+  while (M* mp = mget()) {
+    setMstatus(mp, _Midle, _Mrunning);
+    mp->park.wakeup();
+  }
+  // Ms waiting for their locked goroutine, and m0 retired or wedged, are
+  // not on the idle list.
   for (M* mp = allm; mp != nullptr; mp = mp->alllink) {
-    if (mp->lockedidle) {
-      mp->lockedidle = false;
+    MStatus st = mp->status.load(std::memory_order_relaxed);
+    if (st == _Mlockedidle || st == _Mretired) {
+      setMstatus(mp, st, _Mrunning);
       mp->park.wakeup();
     }
-  }
-  if (sched.m0retired) {
-    sched.m0retired = false;
-    m0->park.wakeup();
   }
   // Goroutines running now leave at their next scheduling point (teardown
   // asks again until every M is out).

@@ -134,6 +134,31 @@ inline bool casPstatus(P* pp, PStatus from, PStatus to, std::memory_order order 
   return pp->status.compare_exchange_strong(old, to, order);
 }
 
+// The M transition table of runtime2.hpp.
+constexpr bool legal_mtransition(MStatus from, MStatus to) {
+  switch (from) {
+    case _Mrunning:
+      return to != _Mrunning;
+    case _Mspinning:
+    case _Mpolling:
+    case _Mlockedidle:
+    case _Mretired:
+      return to == _Mrunning;
+    case _Midle:
+      return to == _Mrunning || to == _Mspinning;
+    default:
+      return false;
+  }
+}
+
+// setMstatus: fatal unless mp is in `from` and the table allows the change.
+// A load and a store: the callers never race (runtime2.hpp).
+inline void setMstatus(M* mp, MStatus from, MStatus to) {
+  if (!legal_mtransition(from, to)) detail::fatal("setMstatus: bad incoming values");
+  if (mp->status.load(std::memory_order_relaxed) != from) detail::fatal("setMstatus: M is not in the expected status");
+  mp->status.store(to, std::memory_order_relaxed);
+}
+
 // Park the current goroutine. On g0, after gp is _Gwaiting, unlockf(gp, lock)
 // runs; if it returns false gp resumes at once, else it stays parked until
 // goready. unlockf must not block.

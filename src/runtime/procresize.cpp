@@ -41,7 +41,7 @@ void preemptall() {
 // the world starts again.
 void gcstopm() {
   M* mp = getg()->m;
-  if (mp->spinning) dropSpinning(mp);
+  if (mp->spinning()) dropSpinning(mp);
   P* pp = releasep();
   sched.lock.lock();
   setPstatus(pp, _Pidle, _Pgcstop);

@@ -169,7 +169,6 @@ void schedinit(int procs, std::int32_t maxthreads) {
   if (gen == 0) gen = 1;  // 0 is "no run" to the counters' users
   sched.rungen.store(gen);
   foreign_newrun(gen);
-  sched.m0retired = false;
   sched.stopnote.clear();
   allglen.store(0);
   mainStarted.store(false);

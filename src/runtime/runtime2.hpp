@@ -64,6 +64,40 @@ enum PStatus : std::uint32_t {
   _Pdead = 4,
 };
 
+// M status: what an M's thread is doing. Go keeps booleans (m.spinning,
+// m.blocked); one state says which of their combinations exist. Row: from,
+// column: to; each entry names who makes the change.
+//
+//               _Mrunning      _Mspinning      _Midle  _Mpolling   _Mlockedidle  _Mretired     _Mexited
+//  _Mrunning    .              becomeSpinning  stopm   pollTimers  stoplockedm   m0retire,     mexit
+//                                                                                mexitlocked
+//  _Mspinning   dropSpinning   .               .       .           .             .             .
+//  _Midle       startm,        startm          .       .           .             .             .
+//               main_returned
+//  _Mpolling    pollTimers     .               .       .           .             .             .
+//  _Mlockedidle startlockedm,  .               .       .           .             .             .
+//               main_returned
+//  _Mretired    main_returned  .               .       .           .             .             .
+//  _Mexited     .              .               .       .           .             .             .
+//
+// _Midle: on the idle list, asleep until startm hands it a P. _Mpolling:
+// asleep until the earliest timer (the one M that is). _Mlockedidle:
+// asleep until its locked goroutine is runnable. _Mretired: m0, asleep
+// until the run ends (m0retire, or wedged when its locked goroutine
+// exited). _Mexited: its thread has left. Only the M itself, or the thread
+// that wakes it (under sched.lock, or owning it after mget), changes an M's
+// state, never two at once: setMstatus checks the state and the table.
+// A new M starts _Mrunning: its thread is on its way.
+enum MStatus : std::uint32_t {
+  _Mrunning = 0,
+  _Mspinning = 1,
+  _Midle = 2,
+  _Mpolling = 3,
+  _Mlockedidle = 4,
+  _Mretired = 5,
+  _Mexited = 6,
+};
+
 // Why a goroutine is waiting: Go's waitReason strings (runtime2.go).
 enum class WaitReason : std::uint8_t {
   zero,
@@ -128,12 +162,10 @@ struct M {
   P* nextp = nullptr;
   P* oldp = nullptr;  // the P held before entering a system call
   std::int64_t id = 0;
-  bool spinning = false;  // looking for work
+  std::atomic<MStatus> status{_Mrunning};  // setMstatus; read by anyone (schedtrace)
   bool is_m0 = false;
   G* lockedg = nullptr;         // the G wired to this M (lock_os_thread)
   std::uint32_t lockedExt = 0;  // lock_os_thread nesting depth
-  bool blocked = false;         // sleeping on park (schedtrace)
-  bool exited = false;          // its thread left for good (a locked G's exit)
   // Whether the M's goroutine is in a system call, for the run's end:
   //
   //   kNotInSyscall ──entersyscall──▶ kInSyscall ──exitsyscall (CAS)──▶ kNotInSyscall
@@ -147,7 +179,6 @@ struct M {
   // and leaves without running goroutine code, freeing what is its own.
   static constexpr std::uint32_t kNotInSyscall = 0, kInSyscall = 1, kAbandoning = 2, kAbandoned = 3;
   std::atomic<std::uint32_t> insyscall{kNotInSyscall};
-  bool lockedidle = false;     // asleep in stoplockedm or wedged (under sched.lock)
   const int* locks = nullptr;  // the thread's lock count (goro_tls_locks), for schedtrace
   Note park;                   // stopm sleeps here
   M* schedlink = nullptr;      // idle list link
@@ -163,6 +194,13 @@ struct M {
   pthread_t thread{};
   std::atomic<bool> thread_created{false};  // thread is set: teardown may join
   void* altstack = nullptr;                 // sigaltstack for the stack-overflow handler
+
+  bool spinning() const { return status.load(std::memory_order_relaxed) == _Mspinning; }
+  // Asleep (Go's m.blocked, for schedtrace).
+  bool blocked() const {
+    MStatus st = status.load(std::memory_order_relaxed);
+    return st == _Midle || st == _Mpolling || st == _Mlockedidle || st == _Mretired;
+  }
 };
 
 // A counter written only by whoever owns the P (relaxed load and store, no
@@ -282,7 +320,6 @@ struct Sched {
   // Set when main returns (every M leaves) and between runs (go() from a
   // plain thread is refused); cleared once a run's bootstrap is complete.
   std::atomic<bool> exiting{true};
-  bool m0retired = false;  // m0 sleeps until the run ends (m0retire)
 
   // The M that sleeps, without a P, until the earliest timer (Go's M
   // blocked in netpoll): polling is set while there is one, pollUntil is

@@ -235,7 +235,7 @@ __attribute__((no_sanitize("thread"))) void schedtrace(bool detailed) {
                     "blocked=%s lockedg=%lld\n",
                     static_cast<long long>(mp->id), pp != nullptr ? pp->id : -1,
                     gp != nullptr ? static_cast<long long>(gp->goid) : -1LL, mp->locks != nullptr ? *mp->locks : 0,
-                    mp->spinning ? "true" : "false", mp->blocked ? "true" : "false",
+                    mp->spinning() ? "true" : "false", mp->blocked() ? "true" : "false",
                     lg != nullptr ? static_cast<long long>(lg->goid) : -1LL);
       out += buf;
     }

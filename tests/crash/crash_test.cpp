@@ -260,6 +260,35 @@ TEST_F(Crash, IllegalStatusTransitionIsFatal) {
       ::testing::KilledBySignal(SIGABRT), "fatal error: casgstatus: G is not in the expected status");
 }
 
+// P and M states have their tables too (runtime2.hpp), checked the same way.
+TEST_F(Crash, IllegalPAndMStatusTransitionsAreFatal) {
+  using namespace goro::runtime;
+  EXPECT_EXIT(
+      {
+        P p;
+        setPstatus(&p, _Pdead, _Prunning);
+      },
+      ::testing::KilledBySignal(SIGABRT), "fatal error: setPstatus: bad incoming values");
+  EXPECT_EXIT(
+      {
+        P p;  // starts _Pgcstop
+        setPstatus(&p, _Pidle, _Prunning);
+      },
+      ::testing::KilledBySignal(SIGABRT), "fatal error: setPstatus: P is not in the expected status");
+  EXPECT_EXIT(
+      {
+        M m;
+        setMstatus(&m, _Mpolling, _Mspinning);
+      },
+      ::testing::KilledBySignal(SIGABRT), "fatal error: setMstatus: bad incoming values");
+  EXPECT_EXIT(
+      {
+        M m;  // starts _Mrunning: dropping a spinning M that is not one
+        dropSpinning(&m);
+      },
+      ::testing::KilledBySignal(SIGABRT), "fatal error: setMstatus: M is not in the expected status");
+}
+
 // A goroutine operation from a runtime callback on g0 (here: yield from a
 // gopark unlock function) is Go's badmcall.
 TEST_F(Crash, McallOnG0IsFatal) {

@@ -140,7 +140,7 @@ inline startm(spin) {
     if
     :: !fresh ->
       atomic {
-        assert(!spinning[nmp]);           /* "startm: m is spinning" */
+        assert(!spinning[nmp]);           /* setMstatus(nmp, _Midle, ...) */
         assert(nextp[nmp] == NONE);       /* "startm: m has p" */
         assert(!(spin && rq[sp] != 0));   /* "startm: p has runnable gs" */
         spinning[nmp] = spin;
