@@ -1,6 +1,7 @@
 // proc.cpp — the scheduler's core: G status (casgstatus), context
 // switches (mcall, gogo), P wiring (acquirep/releasep), the global run
-// queue, schedule, findRunnable and stealWork, execute, park/ready,
+// queue, schedule, findRunnable and stealWork (queuedWorkNoP, and the one
+// M's sleep until the next timer: pollTimers/pollBreak), execute, park/ready,
 // yielding and preemption, goexit, main's end, newproc and the public entry
 // points for goroutines; the TLS slots of tls.hpp.
 // Invariants (DESIGN.md): an M runs goroutine code only with a P; schedule()
