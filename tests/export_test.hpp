@@ -87,6 +87,21 @@ class Parker {
       }
     }
   }
+  // Whether a goroutine is parked here.
+  bool parked() const { return state_.load() > kNotified; }
+  // unpark_no_wakep: for a goroutine parked here, the state a lost wakeup
+  // leaves: it goes on the caller's P's runnext (the caller must be a
+  // goroutine), and no M is woken to steal it.
+  void unpark_no_wakep() {
+    std::uintptr_t s = state_.load();
+    for (;;) {
+      if (s == kIdle || s == kNotified) std::abort();  // not parked: a test bug
+      if (state_.compare_exchange_weak(s, kIdle)) {
+        if (!runtime::readyput(reinterpret_cast<G*>(s))) std::abort();
+        return;
+      }
+    }
+  }
 
  private:
   static constexpr std::uintptr_t kIdle = 0, kNotified = 1;

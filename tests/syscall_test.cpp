@@ -276,6 +276,40 @@ TEST(Sysmon, LongSliceIsPreemptedAtCheckpoint) {
   EXPECT_GE(preemptions, 1u);
 }
 
+// A goroutine queued on a running P whose wakep was lost (the windows of
+// tests/model/spinning.pml: the spinner its waker counted on had looked
+// already, or was one startm never started), while the P's goroutine
+// computes with no scheduling point and the other P idles: sysmon's retake,
+// once the slice is over, wakes an M that steals it (Go's asynchronous
+// preemption bounds the same wait). Nothing else can: without the rescue it
+// waits for the computation to end (5 s here, then the test fails).
+TEST(Sysmon, WakesAnMForWorkQueuedBehindALongSlice) {
+  bool ran_in_time = false;
+  run_checked(
+      [&] {
+        goro::testing::Parker parker;
+        std::atomic<bool> ran{false};
+        goro::go([&] {
+          parker.park();
+          ran = true;
+        });
+        // Until the goroutine is parked and the other P idle, its M asleep.
+        auto give_up = Clock::now() + 10s;
+        while ((!parker.parked() || goro::runtime::sched.npidle.load() != 1) && Clock::now() < give_up) goro::yield();
+        ASSERT_TRUE(parker.parked());
+        ASSERT_EQ(goro::runtime::sched.npidle.load(), 1) << "the other P never went idle";
+        parker.unpark_no_wakep();
+        // Computes without a scheduling point.
+        give_up = Clock::now() + 5s;
+        while (!ran.load() && Clock::now() < give_up) {
+        }
+        ran_in_time = ran.load();
+        while (!ran.load()) goro::yield();
+      },
+      {.maxprocs = 2});
+  EXPECT_TRUE(ran_in_time) << "the goroutine queued behind a computing one did not run within 5 s";
+}
+
 // Go's TestGoroutineParallelism, with system calls in the spin loops: P
 // goroutines on P Ps take turns through a shared counter, each spinning
 // (with system calls, which are preemption points) until its turn. They

@@ -3,11 +3,12 @@
 // Invariants: the idle lists change under sched.lock; at most one M spins
 // per busy P (nmspinning), and an M that stops spinning re-checks every
 // queue after dropping nmspinning, so a wakep that saw it spinning is never
-// lost. Every other M that idles a P re-checks too (findRunnable,
-// handoffp): it may have declined to spin because of a spinner that had
-// already looked, or of one that wakep counted and startm never started.
-// tests/model/spinning.pml checks all of it. Mirrors the "Worker thread
-// parking/unparking" part of proc.go.
+// lost. Every other M that idles a P re-checks the global queue
+// (findRunnable, handoffp). A G queued on a running P whose wakep found a
+// spinner that had already looked, or one that startm never started, waits
+// for that P's next scheduling point or for the M sysmon wakes when the
+// slice is over (retake). tests/model/spinning.pml checks all of it.
+// Mirrors the "Worker thread parking/unparking" part of proc.go.
 
 #include "panic.hpp"
 #include "proc.hpp"
@@ -74,8 +75,8 @@ void startm(P* pp, bool spinning) {
     if (pp == nullptr) {
       sched.lock.unlock();
       // The caller incremented nmspinning, but there are no idle Ps, so
-      // undo it and give up. An M that saw the increment and so declined
-      // to spin re-checks every queue when it idles its P (findRunnable).
+      // undo it and give up. Work that an M saw the increment for, and so
+      // declined to spin, is found by sysmon's retake in a slice at worst.
       if (spinning) dropSpinning(nullptr);
       return;
     }

@@ -237,21 +237,20 @@ void gostart(G* gp, std::uintptr_t top) {
   if (san::kTsan) gp->sched.fiber = san::tsan_create_fiber();
 }
 
-// queuedWorkNoP: the second half of the delicate dance. After a seq_cst
-// RMW that idled its P (pidleput) or dropped nmspinning, an M looks once
-// more at every non-idle P's ring (Go's checkRunqsNoP) and at the global
-// queue: unlike Go, threads that are not Ms put Gs there (go() and goready
-// from a plain thread) and then leave, so no running M is left to find
-// them. Every load is seq_cst, so a submitter's store then load of npidle
-// and nmspinning and this M's store then loads cannot both miss.
+namespace {
+
+// queuedWorkNoP: the second half of the delicate dance. After the seq_cst
+// RMW that dropped nmspinning, a spinner looks once more at every non-idle
+// P's ring (Go's checkRunqsNoP) and at the global queue: unlike Go,
+// threads that are not Ms put Gs there (go() and goready from a plain
+// thread) and then leave, so no running M is left to find them. Every load is seq_cst, so a submitter's store then load
+// of npidle and nmspinning and this M's store then loads cannot both miss.
 bool queuedWorkNoP() {
   for (P* p2 : allp) {
     if (!idlepMask.read(static_cast<std::uint32_t>(p2->id)) && !runqempty(p2->runq)) return true;
   }
   return sched.runqsize.load(std::memory_order_seq_cst) != 0;
 }
-
-namespace {
 
 // stealWork: try to steal a runnable G from another P, in a random order
 // over four passes; runnext is stolen, and other Ps' due timers are run,
@@ -419,15 +418,18 @@ top:
   // check every source again (the RMW is a full fence). The other way
   // round, work submitted after the check but before the drop would find
   // an M still spinning, wake nobody, and sit there.
-  // A non-spinning M looks again too (Go 1.19 does not; Go 1.21 instead
-  // has wakep take sched.lock whenever no M spins, and sets needspinning):
-  // it declined to spin because it saw a spinner, and that spinner may
-  // have looked already, or be one that wakep counted and startm never
-  // started (no idle P). Its fence is pidleput's npidle RMW. Finding work,
-  // it takes an idle P back; with none, every P's M re-checks before
-  // idling it, and a P in a system call ends in exitsyscall or handoffp.
-  if (mp->spinning()) dropSpinning(mp);
-  if (queuedWorkNoP()) {
+  // A non-spinning M looks again at the global queue only: plain threads
+  // put Gs there and leave, with no running M to find them. It does not
+  // look at the rings (Go 1.19 does not either): a G queued on a running P
+  // while no M is left to look (the spinner it trusted had looked already,
+  // or was a wakep that startm never started) runs when that P's G reaches
+  // a scheduling point, or is stolen by the M sysmon wakes once the slice
+  // is over (retake). Looking here instead sent such Ms spinning into the
+  // runnext back-off (~55-70 us of sleep with Linux's timer slack) while
+  // their own P's timers waited: timer_lateness's p50 rose 12-18 %.
+  bool wasSpinning = mp->spinning();
+  if (wasSpinning) dropSpinning(mp);
+  if (wasSpinning ? queuedWorkNoP() : sched.runqsize.load(std::memory_order_seq_cst) != 0) {
     sched.lock.lock();
     P* p2 = pidleget();
     sched.lock.unlock();
@@ -695,17 +697,24 @@ void wakeNetPoller(std::int64_t when) {
   }
 }
 
-void goready(G* gp) {
+bool readyput(G* gp) {
   G* me = getg();
   // A plain thread readying a goroutine: checkdead must not see it
   // runnable with no M about to run it.
   if (me == nullptr) foreign_register();
   casgstatus(gp, _Gwaiting, _Grunnable);
   P* pp = me != nullptr ? me->m->p : nullptr;
-  if (pp == nullptr) return runqputNoP(gp);
+  if (pp == nullptr) {
+    runqputNoP(gp);
+    return false;
+  }
   pp->counters.wakeups.inc();
   runqput(pp, gp, true);
-  wakep();
+  return true;
+}
+
+void goready(G* gp) {
+  if (readyput(gp)) wakep();
 }
 
 }  // namespace goro::runtime

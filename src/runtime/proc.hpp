@@ -167,6 +167,10 @@ void gopark(bool (*unlockf)(G*, void*), void* lock, WaitReason reason);
 // inheriting the time slice), or goes on the global queue from a thread
 // that holds no P.
 void goready(G* gp);
+// goready's first half: gp runnable on the caller's P's runnext (true: the
+// caller owes the wakep) or on the global queue (false: woken already). A
+// test leaves the wakep out to stand for one that was lost.
+bool readyput(G* gp);
 
 // Go's randomOrder: visit 0..count-1 in an order given by a random start and
 // a stride coprime with count, so every P is visited exactly once.
@@ -236,7 +240,6 @@ void mcall(McallFn fn, bool dying = false);
 void acquirep(P* pp);
 P* releasep();
 void globrunqput(G* gp);
-bool queuedWorkNoP();
 void gostart(G* gp, std::uintptr_t top);
 Gobuf* execute(G* gp, bool inheritTime);
 Gobuf* schedule();

@@ -61,11 +61,10 @@ void handoffp(P* pp) {
   pidleput(pp);
   sched.lock.unlock();
   if (when != 0) wakeNetPoller(when);
-  // As an M that idles its P in findRunnable: the spinner this handoff
-  // counted on may have looked already, and a G queued since may have
-  // found no idle P to wake an M for. Go leaves that G to asynchronous
-  // preemption of the one ahead of it; goro's preemption is cooperative.
-  if (queuedWorkNoP()) wakep();
+  // As a non-spinning M that idles its P in findRunnable: the global queue
+  // once more (a plain thread's G); a G queued on a running P is left to
+  // that P, or to sysmon's retake once its slice is over.
+  if (sched.runqsize.load(std::memory_order_seq_cst) != 0) wakep();
 }
 
 namespace {

@@ -48,9 +48,9 @@ void incidlelocked(std::int32_t v) {
   if (v > 0) checkdead();
 }
 
-// retake: hand off Ps that have sat in a system call, and ask goroutines
-// that have run for a whole forcePreemptNS slice to yield. Returns the
-// number of Ps retaken.
+// retake: hand off Ps that have sat in a system call, ask goroutines that
+// have run for a whole forcePreemptNS slice to yield, and wake an M to
+// steal what waits behind them. Returns the number of Ps retaken.
 std::uint32_t retake(std::int64_t now) {
   std::uint32_t n = 0;
   for (P* pp : allp) {
@@ -67,6 +67,13 @@ std::uint32_t retake(std::int64_t now) {
         pp->preempt.store(true, std::memory_order_relaxed);
         // In case of syscall, preemption does not work: retake the P.
         sysretake = true;
+        // A goroutine that keeps its P without reaching a scheduling
+        // point strands what is queued behind it unless some M steals it:
+        // wake one if none is looking (every tick, until the slice ends).
+        // This bounds the wait of a G queued while no M was left to look
+        // (findRunnable's re-check is only a spinner's) by a slice, as Go's
+        // asynchronous preemption does.
+        if (s == _Prunning && (!runqempty(pp->runq) || sched.runqsize.load(std::memory_order_seq_cst) != 0)) wakep();
       }
     }
     if (s == _Psyscall) {
@@ -190,8 +197,8 @@ void newsysmon() {
 // schedtrace: Go's SCHED lines. It reads Ms, Ps and Gs that change under
 // it, as Go's does: the figures are a snapshot, not a consistent cut.
 // needspinning is always 0, kept so the line parses as Go's: Go 1.21 sets
-// it when a waker finds no idle P; goro closes that window instead by
-// having every M that idles a P re-check the queues (findRunnable).
+// it when a waker finds no idle P; goro closes that window instead with
+// retake's rescue of work queued behind a slice that is over.
 __attribute__((no_sanitize("thread"))) void schedtrace(bool detailed) {
   std::int64_t now = nanotime();
   std::string out;

@@ -1,14 +1,15 @@
 /* spinning.pml: the spinning/parking handshake ("delicate dance") between
  * whoever submits a G (runqput or globrunqput, then wakep) and an M that
- * finds nothing, idles its P, drops nmspinning, re-checks every queue,
- * then parks.
+ * finds nothing, idles its P, drops nmspinning, re-checks the queues, then
+ * parks; and sysmon's rescue of work queued behind a long slice.
  * Property: no lost wakeup. Once nothing can move (every M parked, G0
  * computing forever), every G submitted has run.
  * Mirrors goro's src/runtime/proc.cpp and idle.cpp (newproc_commit,
  * goready, wakep, startm, stopm, mPark, findRunnable, queuedWorkNoP,
- * resetspinning, pidleput, pidleget, globrunqget, becomeSpinning), which
- * follow Go 1.19's proc.go ("Worker thread parking/unparking") but close
- * its gaps differently from Go 1.21: see "Every M re-checks" below.
+ * resetspinning, pidleput, pidleget, globrunqget, becomeSpinning) and
+ * sysmon.cpp (retake), which follow Go 1.19's proc.go ("Worker thread
+ * parking/unparking") but close its gaps differently from Go 1.21: see
+ * "Sysmon's rescue" below.
  *
  * The system: 2 Ps and Ms M0..M3 (M4 with MAXM=5). M0 holds P0 and runs
  * G0, which starts NGO goroutines (newproc_commit, as goready:
@@ -21,9 +22,11 @@
  * P1 idle; M2 starts parked, or (TAKER_M) takes an idle P without spinning
  * whenever there is one, as exitsyscall and pollTimers do; the rest are
  * Ms that newm creates when startm finds no idle M. Every G but G0 runs to
- * its end.
+ * its end. A Sysmon process wakes a spinner while G0 computes with work
+ * queued behind it (retake), unless -DNO_SYSMON.
  *
- * Configurations (ctest checks the first four):
+ * Configurations (ctest checks the first four, and the first two again
+ * with -DNO_SYSMON: the dance alone must do there):
  *   -DNGO=1 -DFOREIGN=0 (the default)  the dance on the per-P rings
  *   -DNGO=0 -DFOREIGN=1                the dance on the global queue
  *   -DNGO=2 -DFOREIGN=0 -DMAXM=5       the transient spinner (below)
@@ -50,9 +53,10 @@
  * outcome of theirs is an outcome of this pass. Not modelled: timers and
  * pollTimers' sleep, the netpoller, GC stop, sched.exiting, the
  * schedtick%61 look at the global queue, locked Ms, system calls
- * (handoffp, which re-checks and wakes as findRunnable does).
+ * (handoffp, which re-checks and wakes as a non-spinning M in
+ * findRunnable does), sysmon's timing (it acts whenever G0 computes).
  *
- * Every M re-checks. In Go 1.19 only a spinning M re-checks after idling
+ * Sysmon's rescue. In Go 1.19 only a spinning M re-checks after idling
  * its P; a non-spinning one idles it and parks, trusting the spinner it
  * saw in nmspinning. Two ways that spinner fails it: (1) the transient
  * spinner: wakep raises nmspinning from 0 to 1 before startm looks for an
@@ -60,20 +64,26 @@
  * (2) a spinner that has already re-checked and not yet dropped
  * nmspinning, while the non-spinning M holds a P it took without spinning
  * (TAKER_M), so that the submitter's wakep sees npidle == 0. Either way a
- * G queued on P0 is run by no one while G0 computes (Go's asynchronous
- * preemption bounds the wait; goro's cooperative one does not). Go 1.21
- * closes both with sched.needspinning and a wakep that always takes
- * sched.lock when nobody spins; goro keeps wakep's lock-free npidle check
- * and has every M that idles a P re-check (pidleput's npidle RMW is the
- * fence), and the model checks both configurations with no error (with
- * errors under -DMUTANT_SPINONLY, which is Go 1.19's dance).
+ * G queued on P0 is run by no one while G0 computes. Go 1.21 closes both
+ * with sched.needspinning and a wakep that always takes sched.lock when
+ * nobody spins, and its asynchronous preemption bounds the rest. goro
+ * keeps Go 1.19's dance (an earlier goro had every M that idles a P look
+ * at the rings again: it cost timer_lateness 12-18 % of p50, those Ms
+ * spinning into the runnext back-off) and has sysmon wake a spinner while
+ * a P's slice is over with work queued behind it (retake): no G is lost,
+ * and its wait is bounded by a slice. The model checks both configurations
+ * with no error, and with errors without the Sysmon process
+ * (-DNO_SYSMON).
  *
  * Mutants (pan must report an error for each):
- *   -DMUTANT          no re-check of the per-P rings: G1 is stranded.
+ *   -DMUTANT -DNO_SYSMON  no re-check of the per-P rings by a spinner, and
+ *                     no sysmon: G1 is stranded (the dance alone covers
+ *                     -DNGO=1 and -DNGO=0 -DFOREIGN=1: checked with
+ *                     -DNO_SYSMON, with no error).
  *   -DMUTANT_GLOBAL   (with -DNGO=0 -DFOREIGN=1) no re-check of the
  *                     global queue: the G is stranded.
- *   -DMUTANT_SPINONLY (with -DNGO=2 -DMAXM=5, and with -DTAKER_M
- *                     -DMAXM=5) only Ms that were spinning re-check.
+ *   -DNO_SYSMON       (with -DNGO=2 -DMAXM=5, and with -DTAKER_M -DMAXM=5)
+ *                     no sysmon rescue: G1 or G2 is stranded.
  */
 
 #ifndef NGO
@@ -107,6 +117,7 @@ byte nextp[MAXM];     /* m.nextp: the P that startm hands over */
 bit spinning[MAXM];   /* m.spinning */
 bit newspin[MAXM];    /* m.mstartfn is mspinning */
 byte ran;             /* Gs other than G0 that ran (a ghost counter) */
+bit computing;        /* G0 computes for ever: its slice is over for sysmon */
 
 /* startm(nullptr, spin): hand an idle P to an idle M, or to a new one. The
  * caller raised nmspinning if spin; with no idle P it is lowered again. */
@@ -243,6 +254,7 @@ end_taker:
     od;
     if
     :: true ->
+      computing = 1;
 end_g0:
       false     /* G0 never yields: only another M can run G1 */
     :: true     /* G0 parks: M0 enters schedule */
@@ -327,10 +339,11 @@ block:
   };
   atomic { npidle++; pp = NONE; schedlock = 0 };
 
-  /* Delicate dance: a spinning M drops nmspinning (a seq_cst RMW); then
-   * every M looks again, spinning or not: one that was not could have
-   * declined to spin because of a spinner that has already looked
-   * (pidleput's npidle RMW is its fence against a waker's npidle load). */
+  /* Delicate dance: a spinning M drops nmspinning (a seq_cst RMW), then
+   * looks again at every ring and at the global queue. An M that was not
+   * spinning looks again at the global queue only (a plain thread's G):
+   * a G queued on a running P that no spinner will look at is left to
+   * sysmon (below). */
   if
   :: spinning[me] ->
     atomic {
@@ -342,11 +355,7 @@ block:
   :: else
   fi;
   if
-#ifdef MUTANT_SPINONLY
   :: was ->
-#else
-  :: true ->
-#endif
     was = 0;
 #ifndef MUTANT
     /* checkRunqsNoP: every P that idlepMask, read now, does not mark idle
@@ -364,7 +373,7 @@ block:
             fi
           };
           if
-          :: sp == NONE -> schedlock = 0; break   /* every P's M re-checks before idling it */
+          :: sp == NONE -> schedlock = 0; break   /* every P busy: their Ms look */
           :: else ->
             atomic { npidle--; schedlock = 0 };
             atomic { pp = sp; sp = 0; p2 = 0; spinning[me] = 1; nmspinning++ };
@@ -377,30 +386,31 @@ block:
     };
     p2 = 0;
 #endif
-#if FOREIGN && !defined(MUTANT_GLOBAL)
-    /* ...and the global queue (goro's addition; a seq_cst load) */
-    if
-    :: runqsize != 0 ->
-      atomic {
-        schedlock == 0 -> schedlock = 1;
-        if   /* pidleget */
-        :: npl > 0 -> npl--; sp = pidle[npl]; pidle[npl] = 0; idlep[sp] = 0
-        :: else -> sp = NONE
-        fi
-      };
-      if
-      :: sp == NONE -> schedlock = 0
-      :: else ->
-        atomic { npidle--; schedlock = 0 };
-        atomic { pp = sp; sp = 0; spinning[me] = 1; nmspinning++ };
-        goto top
-      fi
-    :: else
-    fi;
-#endif
     skip
-  :: else -> was = 0
+  :: else
   fi;
+#if FOREIGN && !defined(MUTANT_GLOBAL)
+  /* ...and the global queue (goro's addition; a seq_cst load), whether
+   * it was spinning or not */
+  if
+  :: runqsize != 0 ->
+    atomic {
+      schedlock == 0 -> schedlock = 1;
+      if   /* pidleget */
+      :: npl > 0 -> npl--; sp = pidle[npl]; pidle[npl] = 0; idlep[sp] = 0
+      :: else -> sp = NONE
+      fi
+    };
+    if
+    :: sp == NONE -> schedlock = 0
+    :: else ->
+      atomic { npidle--; schedlock = 0 };
+      atomic { pp = sp; sp = 0; spinning[me] = 1; nmspinning++ };
+      goto top
+    fi
+  :: else
+  fi;
+#endif
 
   /* stopm: mput under the lock, then mPark: sleep, take nextp */
   atomic { schedlock == 0 -> schedlock = 1; midle[nmidle] = me; nmidle++; schedlock = 0 };
@@ -469,6 +479,22 @@ init {
     i = 0
   }
 }
+
+/* sysmon's retake: while G0's slice is over (it computes for ever) and
+ * work waits behind it, or on the global queue, wake a spinning M if a P is
+ * idle and none spins: every tick, so in the model whenever that holds. */
+#ifndef NO_SYSMON
+active proctype Sysmon()
+{
+  byte sp, nmp;
+  bit fresh;
+end_sysmon:
+  do
+  :: atomic { computing && (rq[0] > 0 || runqsize > 0) && npidle > 0 && nmspinning == 0 -> skip };
+     wakep()
+  od
+}
+#endif
 
 /* Quiescence: nothing else can move. A G that has not run now is lost. */
 active proctype Quiescence()

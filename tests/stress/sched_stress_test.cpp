@@ -124,10 +124,11 @@ INSTANTIATE_TEST_SUITE_P(MaxProcs, SchedStress, ::testing::Values(1, 2, 4, 8, 64
 // meanwhile (every other one in a short system call, so Ps are handed off
 // and taken back without spinning), so the other P's M keeps deciding
 // whether to spin or to give its P up while the spawner's wakep is in
-// flight: the windows of tests/model/spinning.pml ("Every M re-checks"). A
-// goroutine not yet run after 5 ms may only be slow (a loaded machine):
-// the threads then pause, and with nothing else to do the idle Ms must
-// still find it. One not run 20 s later was lost.
+// flight: the windows of tests/model/spinning.pml ("Sysmon's rescue"). A
+// goroutine not yet run after 5 ms may be slow (a loaded machine) or
+// waiting for sysmon's retake to wake an M for it once the computing
+// goroutine's slice is over: the threads then pause, and it must still run.
+// One not run 20 s later was lost.
 TEST(SchedStress, GoFromComputingGoroutine) {
   const std::int64_t rounds = scaled(20000, 200);
   std::int64_t stranded_round = -1, slow_rounds = 0;
