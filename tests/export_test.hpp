@@ -93,14 +93,9 @@ class Parker {
   // leaves: it goes on the caller's P's runnext (the caller must be a
   // goroutine), and no M is woken to steal it.
   void unpark_no_wakep() {
-    std::uintptr_t s = state_.load();
-    for (;;) {
-      if (s == kIdle || s == kNotified) std::abort();  // not parked: a test bug
-      if (state_.compare_exchange_weak(s, kIdle)) {
-        if (!runtime::readyput(reinterpret_cast<G*>(s))) std::abort();
-        return;
-      }
-    }
+    std::uintptr_t s = state_.exchange(kIdle);
+    if (s == kIdle || s == kNotified) std::abort();  // not parked: a test bug
+    if (!runtime::readyput(reinterpret_cast<G*>(s))) std::abort();
   }
 
  private:

@@ -243,8 +243,9 @@ namespace {
 // RMW that dropped nmspinning, a spinner looks once more at every non-idle
 // P's ring (Go's checkRunqsNoP) and at the global queue: unlike Go,
 // threads that are not Ms put Gs there (go() and goready from a plain
-// thread) and then leave, so no running M is left to find them. Every load is seq_cst, so a submitter's store then load
-// of npidle and nmspinning and this M's store then loads cannot both miss.
+// thread) and then leave, so no running M is left to find them. Every load
+// is seq_cst, so a submitter's store then load of npidle and nmspinning and
+// this M's store then loads cannot both miss.
 bool queuedWorkNoP() {
   for (P* p2 : allp) {
     if (!idlepMask.read(static_cast<std::uint32_t>(p2->id)) && !runqempty(p2->runq)) return true;
