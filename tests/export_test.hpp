@@ -244,6 +244,18 @@ inline std::array<int, runtime::_Mexited + 1> mstatus_counts() {
   for (runtime::M* mp = runtime::allm; mp != nullptr; mp = mp->alllink) n[mp->status.load()]++;
   return n;
 }
+// Preemption signals handled by the run's Ms so far (preempt.cpp).
+inline std::uint64_t preempt_signals_handled() {
+  std::uint64_t n = 0;
+  runtime::LockGuard l(runtime::sched.lock);
+  for (runtime::M* mp = runtime::allm; mp != nullptr; mp = mp->alllink) n += mp->preemptSignals.load();
+  return n;
+}
+// Send the thread tid goro's own preemption signal, as preemptM does.
+inline bool send_preempt_signal(long tid) {
+  return runtime::signalM(static_cast<std::int32_t>(tid), runtime::sigPreempt);
+}
+
 // Inside the body of goro::syscall/goro::blocking: whether the calling M
 // still has a P, held or reserved for a quick return (syscall keeps it in
 // _Psyscall; blocking hands it off before the body runs).

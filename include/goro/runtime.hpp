@@ -37,6 +37,13 @@ struct Options {
   // wake goroutines without having used goro before (API.md, Fatal errors);
   // GORO_DEBUG=checkdead=0 does the same.
   bool checkdead = true;
+  // The signal that preempts a goroutine running for more than 10 ms
+  // without a scheduling point (Go's SIGURG, the default: 0). -1 turns
+  // asynchronous preemption off (so does GORO_DEBUG=asyncpreemptoff=1):
+  // such goroutines are then preempted only at their next checkpoint(),
+  // yield or blocking call. A handler the program had for the signal still
+  // runs for every signal that is not goro's own.
+  int preempt_signal = 0;
 };
 
 // Runs `main` as goroutine 1 on a new runtime whose m0 is the calling thread,

@@ -36,6 +36,7 @@ Stats stats() {
     s.steals += pp->counters.steals.get();
     s.stolen_goroutines += pp->counters.stolen.get();
     s.preemptions += pp->counters.preemptions.get();
+    s.async_preemptions += pp->counters.asyncPreemptions.get();
     s.parks += pp->counters.parks.get();
     s.wakeups += pp->counters.wakeups.get();
   }

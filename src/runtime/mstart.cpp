@@ -58,6 +58,8 @@ void minit(M* mp) {
   setg(g0);
   mp->eh = ehglobals_of_thread();
   mp->locks = mlocksp();
+  mp->procid.store(gettid_(), std::memory_order_relaxed);
+  mp->cpuclock.store(thread_cpuclock(), std::memory_order_relaxed);
   thread_stack_bounds(&g0->stack.lo, &g0->stack.hi);
   g0->sched.fiber = san::tsan_current_fiber();
   mp->exitbuf.fiber = g0->sched.fiber;

@@ -29,13 +29,26 @@ void errno_set(int e);
 // cgroup CPU quota (rounded up), at least 1.
 int osinit_ncpu();
 
+// The calling thread's id (gettid).
+std::int32_t gettid_();
+// The calling thread's CPU-time clock, and a clock's reading in nanoseconds
+// (-1 if it cannot be read: the thread is gone).
+int thread_cpuclock();
+std::int64_t cputime(int clock);
+// Send sig to thread tid of this process, marked as goro's own (si_code
+// SI_QUEUE, this process's pid, and the value signal_cookie()): Go's signalM.
+// False if the thread is gone.
+bool signalM(std::int32_t tid, int sig);
+const void* signal_cookie();
+
 // Per-M alternate signal stack, so the SIGSEGV handler can run when a
 // goroutine has run off the end of its stack.
 void* signal_altstack_install();
 void signal_altstack_remove(void* stack);
-// The SIGSEGV/SIGBUS handler for stack overflow, installed for one run();
-// faults it does not own go to the handler that was there before.
-void signal_handlers_install();
+// The SIGSEGV/SIGBUS handler for stack overflow and the preemption signal's
+// handler (sig > 0), installed for one run(); signals they do not own go to
+// the handler that was there before.
+void signal_handlers_install(int sigpreempt);
 void signal_handlers_remove();
 
 }  // namespace goro::runtime

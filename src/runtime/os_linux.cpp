@@ -1,11 +1,13 @@
 // os_linux.cpp — Linux: futexes, the monotonic clock, CPU count (affinity
-// and cgroup quota), thread stack bounds and the process's thread count.
+// and cgroup quota), thread stack bounds, the process's thread count and
+// signals to one thread (signalM).
 // Invariant: futexsleep may return spuriously; callers loop.
 // Mirrors os_linux.go and lock_futex.go.
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -199,6 +201,40 @@ long procthreads() {
     if (*p == ' ') field++;
   }
   return std::strtol(p, nullptr, 10);
+}
+
+std::int32_t gettid_() { return static_cast<std::int32_t>(syscall(SYS_gettid)); }
+
+int thread_cpuclock() {
+  clockid_t c{};
+  if (pthread_getcpuclockid(pthread_self(), &c) != 0) return 0;
+  return static_cast<int>(c);
+}
+
+std::int64_t cputime(int clock) {
+  struct timespec ts;
+  if (clock == 0 || clock_gettime(static_cast<clockid_t>(clock), &ts) != 0) return -1;
+  return std::int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+namespace {
+const char cookie = 0;
+}
+
+const void* signal_cookie() { return &cookie; }
+
+// rt_tgsigqueueinfo rather than tgkill: the siginfo it carries tells the
+// handler the signal is goro's, not one the program sent or the kernel
+// raised (SIGURG is also out-of-band data on a socket).
+bool signalM(std::int32_t tid, int sig) {
+  siginfo_t si;
+  std::memset(&si, 0, sizeof si);
+  si.si_signo = sig;
+  si.si_code = SI_QUEUE;
+  si.si_pid = getpid();
+  si.si_uid = getuid();
+  si.si_value.sival_ptr = const_cast<char*>(&cookie);
+  return syscall(SYS_rt_tgsigqueueinfo, si.si_pid, tid, sig, &si) == 0;
 }
 
 void thread_stack_bounds(std::uintptr_t* lo, std::uintptr_t* hi) {

@@ -121,6 +121,10 @@ void mcall(McallFn fn, bool dying) {
   M* mp = gp->m;
   G* g0 = g0_of(mp);
   if (gp == g0) detail::fatal("mcall called on g0 (a goroutine operation from a runtime callback)");
+  // A scheduling point of gp's own ends the wiring of an asynchronous
+  // preemption (asyncPreempt_m wires it again for the next one).
+  if (mp->lockedInt != 0) [[unlikely]]
+    unlockOSThreadInt(gp, mp);
   mp->mcallfn = fn;
   ehswitch(mp->eh, &gp->eh, &g0->eh);
   san::start_switch(dying ? nullptr : &gp->asan_fake_stack, g0->stack.lo, g0->stack.hi - g0->stack.lo);
@@ -148,11 +152,12 @@ Gobuf* gogo(G* gp) {
 void acquirep(P* pp) {
   M* mp = getg()->m;
   if (mp->p != nullptr) detail::fatal("wirep: already in go");
-  if (pp->m != nullptr || pp->status.load(std::memory_order_relaxed) != _Pidle) {
+  if (pp->m.load(std::memory_order_relaxed) != nullptr || pp->status.load(std::memory_order_relaxed) != _Pidle) {
     detail::fatal("wirep: invalid p state");
   }
   mp->p = pp;
-  pp->m = mp;
+  // Release: sysmon reads the M through pp->m (preemptone).
+  pp->m.store(mp, std::memory_order_release);
   setPstatus(pp, _Pidle, _Prunning);
 }
 
@@ -161,11 +166,11 @@ P* releasep() {
   M* mp = getg()->m;
   P* pp = mp->p;
   if (pp == nullptr) detail::fatal("releasep: invalid arg");
-  if (pp->m != mp || pp->status.load(std::memory_order_relaxed) != _Prunning) {
+  if (pp->m.load(std::memory_order_relaxed) != mp || pp->status.load(std::memory_order_relaxed) != _Prunning) {
     detail::fatal("releasep: invalid p state");
   }
   mp->p = nullptr;
-  pp->m = nullptr;
+  pp->m.store(nullptr, std::memory_order_relaxed);
   setPstatus(pp, _Prunning, _Pidle);
   return pp;
 }
@@ -565,6 +570,8 @@ Gobuf* goyield_m(G* gp) {
   return schedule();
 }
 
+}  // namespace
+
 // gopreempt_m: the slice is over. Go puts the goroutine on the global
 // queue (goschedImpl); goro puts it at the tail of its P's ring, as goyield
 // does: it runs again after the goroutines already waiting there, where on
@@ -572,15 +579,15 @@ Gobuf* goyield_m(G* gp) {
 // 61 time slices while runnext handoffs keep the ring busy (measured:
 // chan_prodcons_4x4 9% slower). The P's other goroutines get the P first
 // either way (Go's TestPingPongHog holds), and other Ps may steal it.
-// yield() still goes to the global queue, as Go's Gosched.
+// yield() still goes to the global queue, as Go's Gosched. The request
+// stays set until the next slice starts (execute): findRunnable then looks
+// at the global queue first, as it does every 61 slices, so a goroutine
+// waiting there runs after one slice, not 61.
 Gobuf* gopreempt_m(G* gp) {
   P* pp = getg()->m->p;
   pp->counters.preemptions.inc();
-  pp->preempt.store(false, std::memory_order_relaxed);
   return goyield_m(gp);
 }
-
-}  // namespace
 
 // goexit0: on g0, gp has finished: it goes on the free list with its stack.
 // A goroutine that ends while locked to its thread takes the thread with
@@ -647,7 +654,7 @@ void goentry() {
   if (gp == maingp) mainStarted.store(true, std::memory_order_relaxed);
   bool goexited = false;
   try {
-    gp->entry(gp->closure);
+    goro_callentry(gp->entry, gp->closure);
   } catch (const GoexitUnwind&) {
     goexited = true;
   } catch (const std::exception& e) {

@@ -246,6 +246,7 @@ Gobuf* schedule();
 void dropg();
 Gobuf* gosched_m(G* gp);
 Gobuf* goexit0(G* gp);
+Gobuf* gopreempt_m(G* gp);
 void main_returned();
 
 // idle.cpp
@@ -294,10 +295,21 @@ void preemptall();
 void gcstopm();
 P* allpslot(std::int32_t i);
 
+// preempt.cpp
+extern int sigPreempt;       // the preemption signal (Options::preempt_signal)
+extern bool asyncPreemptOn;  // asynchronous preemption is on for this run
+void preempt_init(bool on, int sig);
+void preemptone(P* pp);
+void preemptM(M* mp);
+void doSigPreempt(G* gp, void* uctx);
+void unlockOSThreadInt(G* gp, M* mp);
+Gobuf* asyncPreempt_m(G* gp);
+
 // sysmon.cpp
 extern std::int32_t debug_schedtrace;  // GORO_DEBUG=schedtrace=MS
 extern bool debug_scheddetail;         // GORO_DEBUG=scheddetail=1
 extern std::int64_t runstarttime;
+extern std::int64_t forcePreemptNS;  // the time slice (GORO_DEBUG=forcepreemptns)
 void sysmonwake_locked();
 void newsysmon();
 void schedtrace(bool detailed);

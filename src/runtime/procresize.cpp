@@ -29,11 +29,11 @@ P* allpslot(std::int32_t i) {
   return pp;
 }
 
-// preemptall: ask the goroutine running on every P to stop at its next
-// preemption point.
+// preemptall: ask the goroutine running on every P to stop: at its next
+// preemption point, or asynchronously (preemptone).
 void preemptall() {
   for (P* pp : allp) {
-    if (pp->status.load(std::memory_order_relaxed) == _Prunning) pp->preempt.store(true, std::memory_order_relaxed);
+    if (pp->status.load(std::memory_order_relaxed) == _Prunning) preemptone(pp);
   }
 }
 
@@ -123,7 +123,7 @@ P* procresize(std::int32_t nprocs, std::vector<HeapTimer*>& dropped) {
     P* pp = allp[static_cast<std::size_t>(i)];
     if (pp == cur) continue;
     setPstatus(pp, _Pgcstop, _Pidle);
-    pp->m = nullptr;
+    pp->m.store(nullptr, std::memory_order_relaxed);
     if (runqempty(pp->runq)) {
       pidleput(pp);
     } else {

@@ -6,6 +6,7 @@
 // and proc.go's schedinit/main.
 
 #include <pthread.h>
+#include <signal.h>
 #include <time.h>
 
 #include <algorithm>
@@ -25,12 +26,16 @@ namespace goro::runtime {
 
 namespace {
 
-// GORO_DEBUG=schedtrace=MS,scheddetail=1 (Go's GODEBUG names), and
-// checkdead=0, which turns the deadlock report off.
+// GORO_DEBUG=schedtrace=MS,scheddetail=1,asyncpreemptoff=1 (Go's GODEBUG
+// names); checkdead=0, which turns the deadlock report off; and
+// forcepreemptns=N, the time slice (Go's forcePreemptNS, 10 ms), for tests
+// that want preemption often.
 struct DebugVars {
   std::int32_t schedtrace = 0;
   bool scheddetail = false;
   bool checkdead = true;
+  bool asyncpreemptoff = false;
+  std::int64_t forcepreemptns = 0;  // 0: Go's 10 ms
 };
 
 // Parsed before run() claims the runtime (bad values throw), applied after.
@@ -59,6 +64,8 @@ DebugVars parsedebugvars() {
       if (key == "schedtrace") d.schedtrace = static_cast<std::int32_t>(n);
       if (key == "scheddetail") d.scheddetail = n != 0;
       if (key == "checkdead") d.checkdead = n != 0;
+      if (key == "asyncpreemptoff") d.asyncpreemptoff = n != 0;
+      if (key == "forcepreemptns") d.forcepreemptns = n;
     }
     i = j + 1;
   }
@@ -112,6 +119,20 @@ int resolve_procs(const Options& opts) {
 }
 
 namespace {
+
+// Options::preempt_signal: 0 is SIGURG, -1 none; a signal the program or the
+// kernel needs for itself (faults, SIGKILL, SIGSTOP, SIGABRT) is refused.
+int resolve_preempt_signal(const Options& opts) {
+  int sig = opts.preempt_signal;
+  if (sig == 0) return SIGURG;
+  if (sig == -1) return -1;
+  if (sig < 1 || sig > SIGRTMAX || sig == SIGKILL || sig == SIGSTOP || sig == SIGSEGV || sig == SIGBUS ||
+      sig == SIGFPE || sig == SIGILL || sig == SIGTRAP || sig == SIGABRT || sig == SIGSYS) {
+    throw std::invalid_argument("goro::run: Options::preempt_signal = " + std::to_string(sig) +
+                                " is not a signal goro can use for preemption (0: SIGURG; -1: none)");
+  }
+  return sig;
+}
 
 std::size_t resolve_stack(const Options& opts) {
   std::size_t size = opts.stack_size;
@@ -309,16 +330,20 @@ int GORO_DETAIL_SAN_ABI::runtime_run(EntryFn main_entry, void* main_closure, con
   std::int32_t maxthreads = 10000;  // Go's default limit
   if (int n = env_int("GORO_MAXTHREADS", 1, 1 << 20, "a thread limit of at least 1")) maxthreads = n;
   DebugVars debugvars = parsedebugvars();
+  int sigpreempt = resolve_preempt_signal(opts);
   bool expected = false;
   if (getg() != nullptr || !runtime_active.compare_exchange_strong(expected, true)) {
     throw std::logic_error("goro::run: a runtime is already running (run cannot be nested or run twice at once)");
   }
   debug_schedtrace = debugvars.schedtrace;
   debug_scheddetail = debugvars.scheddetail;
+  forcePreemptNS = debugvars.forcepreemptns > 0 ? debugvars.forcepreemptns : std::int64_t{10} * 1000 * 1000;
   sched.checkdeadOn = debugvars.checkdead && opts.checkdead;
   stackinit(stack);
   schedinit(procs, maxthreads);
-  signal_handlers_install();
+  bool asyncpreempt = sigpreempt > 0 && !debugvars.asyncpreemptoff;
+  preempt_init(asyncpreempt, sigpreempt);
+  signal_handlers_install(asyncPreemptOn ? sigpreempt : 0);
   runstarttime = nanotime();
   sched.coarsenow.store(runstarttime);
 

@@ -166,6 +166,16 @@ struct M {
   bool is_m0 = false;
   G* lockedg = nullptr;         // the G wired to this M (lock_os_thread)
   std::uint32_t lockedExt = 0;  // lock_os_thread nesting depth
+  // The runtime's own wiring (Go's lockedInt): 1 while the goroutine the
+  // preemption signal interrupted must resume on this thread (preempt.cpp);
+  // cleared at that goroutine's next scheduling point of its own (mcall).
+  std::uint32_t lockedInt = 0;
+  std::atomic<std::int32_t> procid{0};  // the thread's id (gettid), for signalM; read by sysmon
+  std::atomic<int> cpuclock{0};         // the thread's CPU-time clock (thread_cpuclock)
+  // A preemption signal is on its way to this M (Go's m.signalPending):
+  // set by preemptM, cleared by the handler.
+  std::atomic<std::uint32_t> signalPending{0};
+  std::atomic<std::uint64_t> preemptSignals{0};  // preemption signals its thread handled
   // Whether the M's goroutine is in a system call, for the run's end:
   //
   //   kNotInSyscall ──entersyscall──▶ kInSyscall ──exitsyscall (CAS)──▶ kNotInSyscall
@@ -238,7 +248,7 @@ struct RunCounter {
 struct PCounters {
   template <class T>
   using Counter = OwnerCounter<T>;
-  Counter<std::uint64_t> created, switches, steals, stolen, parks, wakeups, preemptions, handoffs;
+  Counter<std::uint64_t> created, switches, steals, stolen, parks, wakeups, preemptions, asyncPreemptions, handoffs;
 };
 
 inline constexpr std::uint32_t kLocalRunQueueSize = 256;
@@ -257,8 +267,16 @@ struct P {
   struct {
     std::uint32_t schedtick = 0, syscalltick = 0;
     std::int64_t schedwhen = 0, syscallwhen = 0;
-  } sysmontick;    // sysmon's last observation (sysmon only)
-  M* m = nullptr;  // back-link to the M (nullptr if idle)
+    // The CPU time of cpum's thread when sysmon last looked (at cpuwhen)
+    // at its overdue slice: a thread whose CPU clock has hardly moved since
+    // is blocked in the kernel, and the signal would only interrupt its
+    // call.
+    M* cpum = nullptr;
+    std::int64_t cputime = -1, cpuwhen = 0;
+  } sysmontick;  // sysmon's last observation (sysmon only)
+  // Back-link to the M (nullptr if idle): written by the owner, read by
+  // sysmon and stop-the-world to signal the M (preemptone).
+  std::atomic<M*> m{nullptr};
   std::uint64_t goidcache = 0, goidcacheend = 0;
   RunQueue<G, kLocalRunQueueSize> runq;  // ring + runnext
   struct {

@@ -1,18 +1,24 @@
-// signal_unix.cpp — the stack-overflow handler and per-M signal stacks.
-// Invariants: the handler runs on the M's sigaltstack and uses only
-// async-signal-safe calls; a fault it does not own goes to the previous
-// handler (or the default action). Mirrors signal_unix.go (sigtrampgo,
-// sighandler's stack-overflow check) and os_linux.go (minitSignalStack).
+// signal_unix.cpp — the stack-overflow handler, the preemption signal's
+// handler and per-M signal stacks.
+// Invariants: the handlers run on the M's sigaltstack and use only
+// async-signal-safe calls; a signal they do not own goes to the previous
+// handler (or the default action), and errno is as the interrupted code
+// left it. Mirrors signal_unix.go (sigtrampgo, sighandler's stack-overflow
+// check, doSigPreempt's call site, sigfwd) and os_linux.go
+// (minitSignalStack).
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
 
 #include "os.hpp"
 #include "panic.hpp"
 #include "proc.hpp"
+#include "san.hpp"
 #include "stack.hpp"
 
 namespace goro::runtime {
@@ -20,8 +26,9 @@ namespace {
 
 constexpr std::size_t kAltStackSize = std::size_t{64} * 1024;
 
-struct sigaction old_segv, old_bus;
+struct sigaction old_segv, old_bus, old_preempt;
 bool installed = false;
+int preemptsig = 0;  // the preemption signal while its handler is installed
 
 // The interrupted pc (Go's sigctxt.sigpc).
 std::uintptr_t sigctxt_pc(void* uctx) {
@@ -120,6 +127,58 @@ void sigsegv_handler(int sig, siginfo_t* info, void* uctx) {
   chain(sig, info, uctx);
 }
 
+// A signal's default action when it is not a fault: some are ignored.
+GORO_NO_SANITIZE bool ignored_by_default(int sig) {
+  return sig == SIGURG || sig == SIGCHLD || sig == SIGWINCH || sig == SIGCONT;
+}
+
+// The preemption signal: goro's own (signalM's marks) asks this thread's
+// goroutine to yield; anything else is the program's and goes to the
+// handler that was there before. Both may be one delivery: a standard
+// signal sent twice before delivery arrives once, so a preemption request
+// is looked at whatever the siginfo says.
+GORO_NO_SANITIZE void sigpreempt_handler(int sig, siginfo_t* info, void* uctx) {
+  int saved = errno;
+  bool ours = info->si_code == SI_QUEUE && info->si_value.sival_ptr == signal_cookie() && info->si_pid == getpid();
+  G* gp = getg();
+  if (gp != nullptr && gp->m != nullptr) doSigPreempt(gp, uctx);
+  if (!ours) {
+    const struct sigaction& old = old_preempt;
+    if ((old.sa_flags & SA_SIGINFO) != 0 && old.sa_sigaction != nullptr) {
+      old.sa_sigaction(sig, info, uctx);
+    } else if (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN && old.sa_handler != nullptr) {
+      old.sa_handler(sig);
+    } else if (old.sa_handler == SIG_DFL && !ignored_by_default(sig)) {
+      die_by_default(sig, info);
+    }
+  }
+  errno = saved;
+}
+
+// The kernel's struct sigaction (rt_sigaction).
+struct KernelSigaction {
+  void (*handler)(int, siginfo_t*, void*);
+  unsigned long flags;
+  void (*restorer)();
+  unsigned long mask;
+};
+
+// Install sa for sig. Under TSan, the handler goes to the kernel directly:
+// TSan's own would run it later, at a point of TSan's choosing, with a copy
+// of the interrupted context, and the preemption handler must change the
+// context itself. TSan still sees the sigaction (it keeps its books), and
+// the kernel gets TSan's restorer with goro's handler.
+void install(int sig, const struct sigaction& sa, struct sigaction* old) {
+  sigaction(sig, &sa, old);
+  if constexpr (san::kTsan) {
+    KernelSigaction k{};
+    if (::syscall(SYS_rt_sigaction, sig, nullptr, &k, sizeof k.mask) != 0) return;
+    k.handler = sa.sa_sigaction;
+    k.flags = static_cast<unsigned long>(sa.sa_flags) | (k.flags & 0x04000000UL);  // SA_RESTORER
+    ::syscall(SYS_rt_sigaction, sig, &k, nullptr, sizeof k.mask);
+  }
+}
+
 }  // namespace
 
 // The thread's own alternate stack is kept when it has one (as Go's
@@ -145,13 +204,18 @@ void signal_altstack_remove(void* stack) {
   munmap(stack, kAltStackSize);
 }
 
-void signal_handlers_install() {
+void signal_handlers_install(int sigpreempt) {
   struct sigaction sa {};
   sa.sa_sigaction = &sigsegv_handler;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
   sigaction(SIGSEGV, &sa, &old_segv);
   sigaction(SIGBUS, &sa, &old_bus);
+  if (sigpreempt > 0) {
+    sa.sa_sigaction = &sigpreempt_handler;
+    install(sigpreempt, sa, &old_preempt);
+    preemptsig = sigpreempt;
+  }
   installed = true;
 }
 
@@ -159,6 +223,8 @@ void signal_handlers_remove() {
   if (!installed) return;
   sigaction(SIGSEGV, &old_segv, nullptr);
   sigaction(SIGBUS, &old_bus, nullptr);
+  if (preemptsig > 0) sigaction(preemptsig, &old_preempt, nullptr);
+  preemptsig = 0;
   installed = false;
 }
 

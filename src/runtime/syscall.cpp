@@ -177,7 +177,7 @@ bool entersyscall(bool block) noexcept {
   }
   // The P stays reserved for this M (_Psyscall), for a quick return;
   // sysmon hands it off if the call lasts.
-  pp->m = nullptr;
+  pp->m.store(nullptr, std::memory_order_relaxed);
   mp->oldp = pp;
   mp->p = nullptr;
   setPstatus(pp, _Prunning, _Psyscall, std::memory_order_seq_cst);

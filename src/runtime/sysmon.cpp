@@ -20,8 +20,15 @@ namespace goro::runtime {
 namespace {
 
 constexpr std::int64_t kForcePreemptNS = std::int64_t{10} * 1000 * 1000;  // Go's forcePreemptNS
+// CPU time a thread must have used since sysmon's last look to count as
+// computing rather than blocked (retake).
+constexpr std::int64_t kComputingNS = 50 * 1000;
 
 }  // namespace
+
+// The time slice: Go's forcePreemptNS, or GORO_DEBUG=forcepreemptns=N (a
+// knob for tests that want preemption to land often).
+std::int64_t forcePreemptNS = kForcePreemptNS;
 
 std::int32_t debug_schedtrace = 0;  // GORO_DEBUG=schedtrace=MS
 
@@ -50,8 +57,10 @@ void incidlelocked(std::int32_t v) {
 
 // retake: hand off Ps that have sat in a system call, ask goroutines that
 // have run for a whole forcePreemptNS slice to yield, and wake an M to
-// steal what waits behind them. Returns the number of Ps retaken.
-std::uint32_t retake(std::int64_t now) {
+// steal what waits behind them. Returns the number of Ps retaken; overdue
+// says a slice is over and its goroutine still runs (the signal found no
+// safe point yet, or none was sent).
+std::uint32_t retake(std::int64_t now, bool& overdue) {
   std::uint32_t n = 0;
   for (P* pp : allp) {
     auto& pd = pp->sysmontick;
@@ -63,16 +72,36 @@ std::uint32_t retake(std::int64_t now) {
       if (pd.schedtick != t) {
         pd.schedtick = t;
         pd.schedwhen = now;
-      } else if (pd.schedwhen + kForcePreemptNS <= now) {
+      } else if (pd.schedwhen + forcePreemptNS <= now) {
         pp->preempt.store(true, std::memory_order_relaxed);
+        if (s == _Prunning) {
+          overdue = true;
+          // The signal goes only to a thread that has computed since the
+          // last look (for 50 us, and a twentieth of the time: a loaded
+          // machine shares a core): one blocked in the kernel (a read
+          // nobody announced with goro::syscall) would have its call
+          // interrupted, and poll, nanosleep and the like return EINTR
+          // whatever SA_RESTART says. (Handling a signal costs ~20 us of
+          // CPU: counting any movement would keep signalling a blocked
+          // thread for ever.) The first overdue tick only looks.
+          M* mp = pp->m.load(std::memory_order_acquire);
+          std::int64_t cpu = mp != nullptr ? cputime(mp->cpuclock.load(std::memory_order_relaxed)) : -1;
+          std::int64_t ran = cpu - pd.cputime;
+          bool computing =
+              mp != nullptr && mp == pd.cpum && pd.cputime >= 0 && ran > kComputingNS && ran * 20 > now - pd.cpuwhen;
+          pd.cpum = mp;
+          pd.cputime = cpu;
+          pd.cpuwhen = now;
+          if (computing) preemptone(pp);
+        }
         // In case of syscall, preemption does not work: retake the P.
         sysretake = true;
         // A goroutine that keeps its P without reaching a scheduling
         // point strands what is queued behind it unless some M steals it:
         // wake one if none is looking (every tick, until the slice ends).
         // This bounds the wait of a G queued while no M was left to look
-        // (findRunnable's re-check is only a spinner's) by a slice, as Go's
-        // asynchronous preemption does.
+        // (findRunnable's re-check is only a spinner's) by a slice even
+        // when the signal finds no safe point.
         if (s == _Prunning && (!runqempty(pp->runq) || sched.runqsize.load(std::memory_order_seq_cst) != 0)) wakep();
       }
     }
@@ -116,6 +145,7 @@ void* sysmon(void*) {
   std::int64_t lasttrace = 0;
   int idle = 0;  // how many cycles in succession we had not woken somebody
   std::int64_t delay = 0;
+  bool overdue = false;  // a slice is over and its goroutine still runs
   for (;;) {
     if (idle == 0) {
       delay = 20;  // start with 20us sleep...
@@ -123,6 +153,12 @@ void* sysmon(void*) {
       delay *= 2;  // start doubling the sleep after 1ms...
     }
     if (delay > std::int64_t{10} * 1000) delay = std::int64_t{10} * 1000;  // up to 10ms
+    // A shorter slice (forcepreemptns) is looked at twice per slice.
+    std::int64_t slice_us = forcePreemptNS / 2000;
+    if (delay > slice_us) delay = slice_us < 20 ? 20 : slice_us;
+    // A preemption the signal could not make (the goroutine was at an
+    // unsafe point: in libc, say) is tried again within a millisecond.
+    if (overdue && delay > 1000) delay = 1000;
     sysmonsleep(delay * 1000);
     if (sched.exiting.load(std::memory_order_acquire)) break;
     std::int64_t now = nanotime();
@@ -162,7 +198,8 @@ void* sysmon(void*) {
     // with long goroutines, or asleep): start a spinning M to run it.
     std::int64_t next = timeSleepUntil();
     if (next != 0 && next < now - std::int64_t{1000} * 1000 && !sched.polling.load()) wakep();
-    if (retake(now) != 0) {
+    overdue = false;
+    if (retake(now, overdue) != 0) {
       idle = 0;
     } else {
       idle++;
@@ -219,7 +256,7 @@ __attribute__((no_sanitize("thread"))) void schedtrace(bool detailed) {
   std::size_t np = allp.size();
   for (std::size_t i = 0; i < np; i++) {
     P* pp = allp[i];
-    M* mp = pp->m;
+    M* mp = pp->m.load(std::memory_order_relaxed);
     std::uint32_t len = runqlen(pp->runq);
     if (detailed) {
       std::snprintf(buf, sizeof buf,

@@ -55,6 +55,10 @@ void goro_mcall(Gobuf* save, Gobuf* g0, McallFn fn, G* gp);
 // Saves the current context in *buf and calls fn(arg) on the same stack below
 // it. Returns when fn returns or when something gogo()s to *buf.
 void goro_gosave(Gobuf* buf, void (*fn)(void*), void* arg);
+// Calls fn(arg) below a frame record {0, 0}, which ends the goroutine's
+// frame-pointer chain; fn returns to goro_callentry_ret.
+void goro_callentry(void (*fn)(void*), void* arg);
+extern const char goro_callentry_ret[];
 // A new goroutine's first frame returns here: calls goro_goexit1. Its first
 // byte is a nop so that the return address (goro_goexit + 1) lies inside it.
 void goro_goexit();

@@ -1,9 +1,11 @@
 // context_amd64.S — goroutine context switches for x86-64 System V.
-// Go's gogo, mcall and gosave (asm_amd64.s) and the goexit trampoline.
+// Go's gogo, mcall and gosave (asm_amd64.s), the goexit trampoline and
+// asyncPreempt (preempt_amd64.s).
 // A saved context is CTX_FRAME_SIZE bytes at Gobuf::sp, laid out in
 // context_amd64.h (shared with context.hpp); SAVE_CONTEXT's pushes build
 // that layout, and the .if below checks that they do. Only callee-saved
-// state is kept: every switch happens at a call boundary.
+// state is kept: every switch happens at a call boundary (asyncPreempt,
+// entered at any instruction, saves the rest itself before its call).
 
 #include "context_amd64.h"
 
@@ -119,6 +121,43 @@ goro_gosave:
         .cfi_endproc
         .size goro_gosave, .-goro_gosave
 
+// void goro_callentry(void (*fn)(void*), void* arg): the goroutine's first
+// frame (goentry) calls its function through here. The frame record this
+// pushes is {0, 0}: the frame-pointer chain of every goroutine ends here,
+// and the return address goro_callentry_ret marks the call. The preemption
+// handler's walk (preempt.cpp) stops at either; the unwinder passes through
+// (CFI) to goentry's catch.
+        .globl goro_callentry
+        .hidden goro_callentry
+        .globl goro_callentry_ret
+        .hidden goro_callentry_ret
+        .type goro_callentry, @function
+        .p2align 4
+goro_callentry:
+        .cfi_startproc
+        GORO_ENDBR
+        pushq %rbp
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset %rbp, 0
+        pushq $0
+        .cfi_adjust_cfa_offset 8
+        pushq $0
+        .cfi_adjust_cfa_offset 8
+        movq %rsp, %rbp
+        .cfi_def_cfa_register %rbp
+        movq %rdi, %rax
+        movq %rsi, %rdi
+        call *%rax
+goro_callentry_ret:
+        leaq 16(%rbp), %rsp
+        .cfi_def_cfa %rsp, 16
+        popq %rbp
+        .cfi_adjust_cfa_offset -8
+        .cfi_restore %rbp
+        ret
+        .cfi_endproc
+        .size goro_callentry, .-goro_callentry
+
 // A goroutine's entry function returns to goro_goexit+1.
         .globl goro_goexit
         .hidden goro_goexit
@@ -132,6 +171,103 @@ goro_goexit:
         ud2
         .cfi_endproc
         .size goro_goexit, .-goro_goexit
+
+// goro_asyncPreempt: entered, not called. The preemption signal's handler
+// (preempt.cpp) found the goroutine at a safe point, stepped over the SysV
+// red zone (128 bytes below %rsp, which the interrupted function may use),
+// pushed the interrupted pc there and pointed %rip here. Every register the
+// interrupted code may hold is saved (general registers, flags, and the x87,
+// SSE, AVX and later state with XSAVE, or FXSAVE where XSAVE is missing),
+// goro_asyncPreempt2 yields the P, and everything is restored exactly:
+// `ret $128` returns to the interrupted pc with %rsp as it was. Go's
+// asyncPreempt (preempt_amd64.s).
+//
+// Frame, from the top: the red zone, the interrupted pc, %rbp (the frame
+// pointer chain goes on through the interrupted frame), flags, the 14 other
+// general registers, then the XSAVE area, 64-byte aligned.
+        .globl goro_asyncPreempt
+        .hidden goro_asyncPreempt
+        .type goro_asyncPreempt, @function
+        .p2align 4
+goro_asyncPreempt:
+        .cfi_startproc
+        .cfi_def_cfa %rsp, 136
+        .cfi_offset %rip, -136
+        pushq %rbp
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset %rbp, 0
+        movq %rsp, %rbp
+        .cfi_def_cfa_register %rbp
+        pushfq
+        pushq %rax
+        pushq %rbx
+        pushq %rcx
+        pushq %rdx
+        pushq %rsi
+        pushq %rdi
+        pushq %r8
+        pushq %r9
+        pushq %r10
+        pushq %r11
+        pushq %r12
+        pushq %r13
+        pushq %r14
+        pushq %r15
+        cld                             // the C++ below expects DF clear
+        movl goro_xsave_size(%rip), %eax
+        subq %rax, %rsp
+        andq $-64, %rsp
+        cmpb $0, goro_have_xsave(%rip)
+        je 1f
+        // XRSTOR faults unless the XSAVE header (bytes 512-575) past
+        // XSTATE_BV is zero, and XSAVE writes only XSTATE_BV.
+        xorl %eax, %eax
+        movq %rax, 512(%rsp)
+        movq %rax, 520(%rsp)
+        movq %rax, 528(%rsp)
+        movq %rax, 536(%rsp)
+        movq %rax, 544(%rsp)
+        movq %rax, 552(%rsp)
+        movq %rax, 560(%rsp)
+        movq %rax, 568(%rsp)
+        movl $-1, %eax                  // every component XCR0 enables
+        movl $-1, %edx
+        xsave64 (%rsp)
+        jmp 2f
+1:
+        fxsave64 (%rsp)
+2:
+        call goro_asyncPreempt2
+        cmpb $0, goro_have_xsave(%rip)
+        je 3f
+        movl $-1, %eax
+        movl $-1, %edx
+        xrstor64 (%rsp)
+        jmp 4f
+3:
+        fxrstor64 (%rsp)
+4:
+        leaq -120(%rbp), %rsp
+        popq %r15
+        popq %r14
+        popq %r13
+        popq %r12
+        popq %r11
+        popq %r10
+        popq %r9
+        popq %r8
+        popq %rdi
+        popq %rsi
+        popq %rdx
+        popq %rcx
+        popq %rbx
+        popq %rax
+        popfq
+        popq %rbp
+        .cfi_def_cfa %rsp, 136
+        ret $128
+        .cfi_endproc
+        .size goro_asyncPreempt, .-goro_asyncPreempt
 
         .section .note.GNU-stack,"",@progbits
 

@@ -1,0 +1,392 @@
+// preempt_test.cpp — asynchronous preemption (preempt.cpp): goroutines that
+// never reach a scheduling point are stopped by the preemption signal at a
+// safe point, resume on their own thread with every register intact, and
+// the program's own use of the signal is left alone. Go's
+// TestPreemptionGC, TestAsyncPreempt, TestPreemptionStopTheWorld-style
+// tests (proc_test.go, preempt_test.go), with their set-up.
+#include <pthread.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "fixtures.hpp"
+#include "goro/sync.hpp"
+
+namespace goro::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A loop the compiler cannot turn into anything with a call in it: a plain
+// atomic load, no checkpoint().
+void spin_until(const std::atomic<bool>& flag) {
+  while (!flag.load(std::memory_order_relaxed)) {
+  }
+}
+
+long tid() { return ::syscall(SYS_gettid); }
+
+// In a goroutine: start a goroutine that runs before(), then spins with no
+// scheduling point until this one, once it gets the P back, stops it. On
+// one P, only preemption lets this one run again.
+template <class Before>
+void stop_a_spinner(Before before) {
+  std::atomic<bool> stop{false}, started{false};
+  goro::WaitGroup wg;
+  wg.add(1);
+  goro::go([&] {
+    before();
+    started.store(true);
+    spin_until(stop);
+    wg.done();
+  });
+  while (!started.load()) goro::yield();  // the spinner has the P now and then
+  stop.store(true);
+  wg.wait();
+}
+void stop_a_spinner() {
+  stop_a_spinner([] {});
+}
+
+// Go's TestAsyncPreempt/TestPreemptionGC intent: on one P, a goroutine that
+// spins without a scheduling point does not keep the goroutine that will
+// stop it from running. 100 times in a row.
+TEST(AsyncPreempt, SpinnerDoesNotStopAnotherOnOneP) {
+  Options o;
+  o.maxprocs = 1;
+  for (int i = 0; i < 100; i++) {
+    run_checked([] { stop_a_spinner(); }, o);
+  }
+}
+
+// TestAsyncPreemptionTurnTaking's intent: two spinners on one P take turns:
+// each sees the other's counter move several times.
+TEST(AsyncPreempt, TwoSpinnersTakeTurnsOnOneP) {
+  Options o;
+  o.maxprocs = 1;
+  run_checked(
+      [] {
+        std::atomic<std::uint64_t> count[2] = {0, 0};
+        std::atomic<int> turns[2] = {0, 0};
+        goro::WaitGroup wg;
+        wg.add(2);
+        for (int me = 0; me < 2; me++) {
+          goro::go([&, me] {
+            std::uint64_t seen = count[1 - me].load(std::memory_order_relaxed);
+            while (turns[me].load(std::memory_order_relaxed) < 5) {
+              count[me].fetch_add(1, std::memory_order_relaxed);
+              std::uint64_t now = count[1 - me].load(std::memory_order_relaxed);
+              if (now != seen) {
+                seen = now;
+                turns[me].fetch_add(1, std::memory_order_relaxed);
+              }
+              // The other has finished: nobody left to take turns with.
+              if (turns[1 - me].load(std::memory_order_relaxed) >= 5 && now == seen) break;
+            }
+            wg.done();
+          });
+        }
+        wg.wait();
+        EXPECT_GE(turns[0].load() + turns[1].load(), 5);
+        EXPECT_GT(turns[0].load(), 0);
+        EXPECT_GT(turns[1].load(), 0);
+      },
+      o);
+}
+
+// Go's TestPreemptionStopTheWorld intent: maxprocs(n) stops the world, which
+// needs every P back, while two goroutines spin on two Ps.
+TEST(AsyncPreempt, MaxprocsCompletesWhileGoroutinesSpin) {
+  Options o;
+  o.maxprocs = 2;
+  for (int i = 0; i < 20; i++) {
+    run_checked(
+        [] {
+          std::atomic<bool> stop{false};
+          std::atomic<int> started{0};
+          goro::WaitGroup wg;
+          wg.add(2);
+          for (int k = 0; k < 2; k++) {
+            goro::go([&] {
+              started.fetch_add(1);
+              spin_until(stop);
+              wg.done();
+            });
+          }
+          while (started.load() < 2) goro::yield();
+          int prev = goro::maxprocs(1);
+          EXPECT_EQ(prev, 2);
+          EXPECT_EQ(goro::maxprocs(2), 1);
+          stop.store(true);
+          wg.wait();
+        },
+        o);
+  }
+}
+
+// run returns promptly when main returns, while goroutines spin forever
+// (they are abandoned, as API.md says). 100 runs; the median wait from
+// main's return to run's must be under 100 ms, and none may hang.
+TEST(AsyncPreempt, RunReturnsPromptlyWhileGoroutinesSpin) {
+  static std::atomic<bool> never{false};
+  std::vector<double> waits;
+  for (int i = 0; i < 100; i++) {
+    std::chrono::steady_clock::time_point returned;
+    Options o;
+    o.maxprocs = 2;
+    goro::run(
+        [&] {
+          std::atomic<int> started{0};
+          for (int k = 0; k < 3; k++) {
+            goro::go([&started] {
+              started.fetch_add(1);
+              spin_until(never);
+            });
+          }
+          while (started.load() < 2) goro::yield();
+          returned = std::chrono::steady_clock::now();
+        },
+        o);
+    waits.push_back(ms(std::chrono::steady_clock::now() - returned));
+    ASSERT_LT(waits.back(), 5000) << "run " << i << " took " << waits.back() << " ms to return";
+  }
+  std::sort(waits.begin(), waits.end());
+  EXPECT_LT(waits[waits.size() / 2], 100) << "median wait for run to return after main, ms";
+}
+
+// An asynchronously preempted goroutine resumes on the thread it was
+// interrupted on, until its own next scheduling point: the code around the
+// interrupted point may keep a thread_local's address in a register.
+TEST(AsyncPreempt, PreemptedGoroutineResumesOnItsThread) {
+  Options o;
+  o.maxprocs = 2;
+  run_checked(
+      [] {
+        std::uint64_t before = goro::debug::stats().preemptions;
+        std::atomic<bool> stop{false};
+        std::atomic<long> t0{0}, t1{0};
+        goro::WaitGroup wg;
+        wg.add(4);
+        // Four spinners on two Ps: each is preempted many times while the
+        // others wait for its P.
+        for (int k = 0; k < 4; k++) {
+          goro::go([&, k] {
+            long a = tid();
+            spin_until(stop);
+            long b = tid();
+            if (k == 0) t0.store(a), t1.store(b);
+            EXPECT_EQ(a, b) << "an asynchronously preempted goroutine moved to another thread";
+            wg.done();
+          });
+        }
+        goro::sleep_for(200ms);
+        stop.store(true);
+        wg.wait();
+        EXPECT_GT(goro::debug::stats().preemptions, before + 4) << "the spinners were not preempted";
+        EXPECT_EQ(t0.load(), t1.load());
+      },
+      o);
+}
+
+// Every general register and the vector registers come out of a
+// preemption as they went in: a loop keeps 12 integer accumulators and 4
+// SSE accumulators live across millions of iterations, preempted many
+// times, and must reach the same values as the same loop run undisturbed.
+struct Sums {
+  std::uint64_t r[12];
+  double v[4];
+  bool operator==(const Sums& o) const { return std::memcmp(this, &o, sizeof *this) == 0; }
+};
+
+__attribute__((noinline)) Sums churn(std::uint64_t n) {
+  std::uint64_t a = 1, b = 2, c = 3, d = 4, e = 5, f = 6, g = 7, h = 8, i = 9, j = 10, k = 11, l = 12;
+  double v0 = 1.0, v1 = 0.5, v2 = 0.25, v3 = 0.125;
+  for (std::uint64_t x = 0; x < n; x++) {
+    a = a * 6364136223846793005ull + b;
+    b ^= a >> 7;
+    c += b * 3 + d;
+    d = (d << 3) ^ c;
+    e += d ^ (e >> 11);
+    f = f * 2862933555777941757ull + e;
+    g ^= f + (g << 5);
+    h += g * 7;
+    i = (i ^ h) * 0x9E3779B97F4A7C15ull;
+    j += i >> 13;
+    k ^= j + x;
+    l = l * 31 + k;
+    v0 = v0 * 0.999999 + static_cast<double>(a & 0xff) * 1e-6;
+    v1 = v1 * 0.999997 + static_cast<double>(c & 0xff) * 1e-6;
+    v2 = v2 * 0.999995 + static_cast<double>(e & 0xff) * 1e-6;
+    v3 = v3 * 0.999993 + static_cast<double>(g & 0xff) * 1e-6;
+    asm volatile(""
+                 : "+r"(a), "+r"(b), "+r"(c), "+r"(d), "+r"(e), "+r"(f), "+r"(g), "+r"(h), "+r"(i), "+r"(j), "+r"(k),
+                   "+r"(l));
+    asm volatile("" : "+x"(v0), "+x"(v1), "+x"(v2), "+x"(v3));
+  }
+  return Sums{{a, b, c, d, e, f, g, h, i, j, k, l}, {v0, v1, v2, v3}};
+}
+
+TEST(AsyncPreempt, RegistersSurvivePreemptionBitExact) {
+  constexpr std::uint64_t kIters = 300'000'000;
+  Sums want = churn(kIters);
+  Options o;
+  o.maxprocs = 1;
+  run_checked(
+      [&] {
+        std::uint64_t before = goro::debug::stats().preemptions;
+        Sums got[2];
+        goro::WaitGroup wg;
+        wg.add(2);
+        for (int k = 0; k < 2; k++) {
+          goro::go([&, k] {
+            got[k] = churn(kIters);
+            wg.done();
+          });
+        }
+        wg.wait();
+        EXPECT_GT(goro::debug::stats().preemptions, before) << "nothing was preempted: the test proves nothing";
+        EXPECT_TRUE(got[0] == want);
+        EXPECT_TRUE(got[1] == want);
+      },
+      o);
+}
+
+// The program's own handler for the preemption signal still runs for the
+// signals the program sends, and never for goro's own.
+std::atomic<int> user_sigurgs{0};
+void on_sigurg(int) { user_sigurgs.fetch_add(1); }
+
+TEST(AsyncPreempt, ProgramsSigurgHandlerIsChained) {
+  struct sigaction sa {
+  }, old{};
+  sa.sa_handler = &on_sigurg;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  ASSERT_EQ(sigaction(SIGURG, &sa, &old), 0);
+  user_sigurgs.store(0);
+  Options o;
+  o.maxprocs = 1;
+  run_checked(
+      [] {
+        std::uint64_t before = goro::debug::stats().preemptions;
+        stop_a_spinner();
+        EXPECT_GT(goro::debug::stats().preemptions, before);
+        EXPECT_EQ(user_sigurgs.load(), 0) << "goro's own preemption signals reached the program's handler";
+        for (int i = 0; i < 3; i++) ::kill(getpid(), SIGURG);
+        EXPECT_TRUE(wait_until([] { return user_sigurgs.load() >= 1; }));
+      },
+      o);
+  // Standard signals sent before delivery may merge: at least one arrived.
+  EXPECT_GE(user_sigurgs.load(), 1);
+  struct sigaction now {};
+  sigaction(SIGURG, nullptr, &now);
+  EXPECT_EQ(now.sa_handler, &on_sigurg) << "run() did not put the program's handler back";
+  sigaction(SIGURG, &old, nullptr);
+}
+
+// On two Ps, a goroutine reads 5 bytes from an empty pipe with a plain
+// ::read (not announced with goro::syscall) while the caller runs
+// during(reader's thread id); then the caller writes them. The read must
+// return them.
+template <class During>
+void read_pipe_while(During during) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  Options o;
+  o.maxprocs = 2;
+  run_checked(
+      [&] {
+        ssize_t got = 0;
+        int err = 0;
+        char buf[8] = {};
+        std::atomic<long> reader{0};
+        goro::WaitGroup wg;
+        wg.add(1);
+        goro::go([&] {
+          reader.store(tid());
+          got = ::read(fds[0], buf, 5);
+          err = errno;
+          wg.done();
+        });
+        while (reader.load() == 0) goro::yield();
+        during(reader.load());
+        ASSERT_EQ(::write(fds[1], "hello", 5), 5);
+        wg.wait();
+        EXPECT_EQ(got, 5) << "read failed: " << std::strerror(err);
+        EXPECT_STREQ(buf, "hello");
+      },
+      o);
+  close(fds[0]);
+  close(fds[1]);
+}
+
+// The reader keeps its P well past its slice, but its thread's CPU clock
+// stands still: sysmon does not signal it (the signal would only interrupt
+// the call; poll or nanosleep would return EINTR).
+TEST(AsyncPreempt, BlockedThreadIsNotSignalled) {
+  read_pipe_while([](long) {
+    std::uint64_t before = preempt_signals_handled();
+    goro::sleep_for(300ms);  // 30 slices
+    EXPECT_EQ(preempt_signals_handled() - before, 0u) << "a thread blocked in read was sent preemption signals";
+  });
+}
+
+// When the signal does reach a thread blocked in a user's read (stop-the-
+// world and run's end signal every running M), the handler is installed
+// with SA_RESTART: the read goes on and returns the data, never EINTR.
+TEST(AsyncPreempt, ReadInterruptedByThePreemptionSignalCompletes) {
+  read_pipe_while([](long reader) {
+    std::uint64_t before = preempt_signals_handled();
+    for (int i = 0; i < 20; i++) {
+      ASSERT_TRUE(send_preempt_signal(reader));
+      goro::sleep_for(5ms);
+    }
+    EXPECT_GT(preempt_signals_handled(), before) << "the signals did not reach the reader";
+  });
+}
+
+// A goroutine that blocks the preemption signal on its thread is preempted
+// only cooperatively meanwhile (the documented fallback): the signal waits,
+// pending, and lands once the goroutine unblocks it; nothing is lost.
+TEST(AsyncPreempt, BlockedSignalMaskFallsBackUntilUnblocked) {
+  Options o;
+  o.maxprocs = 1;
+  run_checked(
+      [] {
+        sigset_t set, old;
+        stop_a_spinner([&] {
+          sigemptyset(&set);
+          sigaddset(&set, SIGURG);
+          pthread_sigmask(SIG_BLOCK, &set, &old);
+          auto until = std::chrono::steady_clock::now() + 50ms;
+          while (std::chrono::steady_clock::now() < until) {
+          }
+          pthread_sigmask(SIG_SETMASK, &old, nullptr);
+        });
+      },
+      o);
+}
+
+// Options::preempt_signal: another signal works the same; -1 turns
+// asynchronous preemption off; a signal goro cannot use is refused.
+TEST(AsyncPreempt, PreemptSignalIsConfigurable) {
+  Options o;
+  o.maxprocs = 1;
+  o.preempt_signal = SIGUSR2;
+  run_checked([] { stop_a_spinner(); }, o);
+  for (int bad : {SIGKILL, SIGSEGV, SIGSTOP, -2, 100000}) {
+    o.preempt_signal = bad;
+    EXPECT_THROW(goro::run([] {}, o), std::invalid_argument) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace goro::testing
