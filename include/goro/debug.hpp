@@ -21,14 +21,15 @@ struct Stats {
   std::vector<int> local_runqueues;  // per P: ring length (+1 if runnext is set)
 
   std::uint64_t goroutines_created = 0;
-  std::uint64_t context_switches = 0;   // goroutines switched to (execute)
-  std::uint64_t steals = 0;             // successful runqsteal calls
-  std::uint64_t stolen_goroutines = 0;  // goroutines moved by them
-  std::uint64_t preemptions = 0;        // time slices ended by the runtime (all kinds)
-  std::uint64_t async_preemptions = 0;  // of which by the preemption signal
-  std::uint64_t syscall_handoffs = 0;   // Ps handed off from a system call
-  std::uint64_t parks = 0;              // gopark
-  std::uint64_t wakeups = 0;            // goready
+  std::uint64_t context_switches = 0;    // goroutines switched to (execute)
+  std::uint64_t steals = 0;              // successful runqsteal calls
+  std::uint64_t stolen_goroutines = 0;   // goroutines moved by them
+  std::uint64_t preemptions = 0;         // time slices ended by the runtime (all kinds)
+  std::uint64_t async_preemptions = 0;   // of which by the preemption signal
+  std::uint64_t unannounced_blocks = 0;  // Ps handed off from calls nobody announced (blocked in the kernel)
+  std::uint64_t syscall_handoffs = 0;    // Ps handed off from a system call
+  std::uint64_t parks = 0;               // gopark
+  std::uint64_t wakeups = 0;             // goready
 };
 
 // A snapshot of the scheduler's state and counters. All zero outside run().

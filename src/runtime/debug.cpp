@@ -37,6 +37,7 @@ Stats stats() {
     s.stolen_goroutines += pp->counters.stolen.get();
     s.preemptions += pp->counters.preemptions.get();
     s.async_preemptions += pp->counters.asyncPreemptions.get();
+    s.unannounced_blocks += pp->counters.unannouncedBlocks.get();
     s.parks += pp->counters.parks.get();
     s.wakeups += pp->counters.wakeups.get();
   }

@@ -4,7 +4,9 @@
 // the interrupted point is a safe point (isAsyncSafePoint) and, if it is,
 // makes the goroutine call goro_asyncPreempt (arch/context_amd64.S), which
 // saves every register and calls asyncPreempt2: the goroutine is wired to
-// its thread and yields its P as at a preemption point of its own.
+// its thread and yields its P as at a preemption point of its own. The same
+// signal hands off the P of a thread sysmon found blocked in a call nobody
+// announced (M::unannounced), and later makes it take a P back.
 //
 // Invariants:
 //  - The handler is async-signal-safe: it reads its own thread's G, M and P
@@ -150,6 +152,55 @@ GORO_NO_SANITIZE bool isAsyncSafePoint(G* gp, std::uintptr_t pc, std::uintptr_t 
   return false;
 }
 
+// A handoff for an unannounced blocking call: the goroutine runs on its
+// P, and its thread holds no runtime lock.
+GORO_NO_SANITIZE bool wantHandoff(G* gp, M* mp) {
+  return gp == mp->curg && gp->atomicstatus.load(std::memory_order_relaxed) == _Grunning && mp->p != nullptr &&
+         goro_tls_locks == 0;
+}
+
+// Whether the thread was interrupted in a system call: at the syscall
+// instruction (a call the kernel restarts after the handler) or just after
+// it (one that returns EINTR). A thread sysmon saw standing still but that
+// was not in a call was only waiting for a CPU.
+GORO_NO_SANITIZE bool in_syscall(std::uintptr_t pc) {
+  const auto* at = reinterpret_cast<const unsigned char*>(pc);
+  return (at[0] == 0x0f && at[1] == 0x05) || (at[-2] == 0x0f && at[-1] == 0x05);
+}
+
+// No frame of goro's on the goroutine's stack from sp up to its entry: the
+// thread is in the program's own call (libc's read, say), not in one the
+// runtime made. libc keeps no frame pointers, so every word from sp to the
+// return into goro_callentry is looked at. pcs gets the pc and the
+// return addresses of the frame-pointer chain, for the block report.
+GORO_NO_SANITIZE bool noRuntimeFrames(G* gp, std::uintptr_t pc, std::uintptr_t sp, std::uintptr_t fp,
+                                      std::uintptr_t* pcs, int& npcs) {
+  std::uintptr_t hi = gp->stack.hi;
+  if (sp < gp->stack.lo || sp + 16 > hi || (pc >= goroTextLo && pc < goroTextHi)) return false;
+  const auto entryret = reinterpret_cast<std::uintptr_t>(goro_callentry_ret);
+  bool entry = false;
+  for (std::uintptr_t w = sp; w + 8 <= hi; w += 8) {
+    std::uintptr_t v = load(w);
+    if (v == entryret) {
+      entry = true;
+      break;
+    }
+    if (v >= goroTextLo && v < goroTextHi) return false;
+  }
+  if (!entry) return false;
+  npcs = 0;
+  pcs[npcs++] = pc;
+  for (int depth = 0; depth < 64 && npcs < 16; depth++) {
+    if (fp < sp || fp + 16 > hi || fp % 8 != 0) break;
+    std::uintptr_t caller = load(fp), ret = load(fp + 8);
+    if (caller == 0 || ret == entryret) break;
+    pcs[npcs++] = ret;
+    if (caller <= fp) break;
+    fp = caller;
+  }
+  return true;
+}
+
 // sigctxt.pushCall: make the interrupted code call fn, as if it had called
 // it at pc, below the red zone.
 GORO_NO_SANITIZE void pushCall(ucontext_t* uc, void (*fn)()) {
@@ -221,9 +272,25 @@ GORO_NO_SANITIZE void doSigPreempt(G* gp, void* uctx) {
   auto* uc = static_cast<ucontext_t*>(uctx);
   const auto& gregs = uc->uc_mcontext.gregs;
   auto pc = static_cast<std::uintptr_t>(gregs[REG_RIP]);
-  if (asyncPreemptOn && preemptible_pc(pc) && wantAsyncPreempt(gp, mp) &&
-      isAsyncSafePoint(gp, pc, static_cast<std::uintptr_t>(gregs[REG_RSP]),
-                       static_cast<std::uintptr_t>(gregs[REG_RBP]))) {
+  auto sp = static_cast<std::uintptr_t>(gregs[REG_RSP]);
+  auto fp = static_cast<std::uintptr_t>(gregs[REG_RBP]);
+  std::uint32_t blocked = mp->unannounced.load(std::memory_order_acquire);
+  if (blocked == M::kHandoffAsked) {
+    // sysmon saw this thread's CPU clock stand still while it held a P.
+    std::uintptr_t pcs[16];
+    int npcs = 0;
+    if (wantHandoff(gp, mp) && in_syscall(pc) && noRuntimeFrames(gp, pc, sp, fp, pcs, npcs)) {
+      entersyscallUnannounced(gp, mp, pcs, npcs);
+    } else {
+      mp->unannounced.store(M::kNotBlocked, std::memory_order_relaxed);
+    }
+  } else if (blocked == M::kBlocked) {
+    // Back from that call and computing: take a P back (asyncPreempt2).
+    if (gp == mp->curg && gp->atomicstatus.load(std::memory_order_relaxed) == _Gsyscall && goro_tls_locks == 0 &&
+        preemptible_pc(pc) && isAsyncSafePoint(gp, pc, sp, fp)) {
+      pushCall(uc, &goro_asyncPreempt);
+    }
+  } else if (asyncPreemptOn && preemptible_pc(pc) && wantAsyncPreempt(gp, mp) && isAsyncSafePoint(gp, pc, sp, fp)) {
     pushCall(uc, &goro_asyncPreempt);
   }
   mp->signalPending.store(0, std::memory_order_release);
@@ -245,5 +312,23 @@ void unlockOSThreadInt(G* gp, M* mp) {
 // Called by goro_asyncPreempt, on the goroutine's stack, every register
 // saved: yield the P (the goroutine resumes here, on this thread).
 extern "C" __attribute__((visibility("hidden"))) void goro_asyncPreempt2() {
-  goro::runtime::mcall(&goro::runtime::asyncPreempt_m);
+  using namespace goro::runtime;
+  // The interrupted code may be about to read errno: the runtime's own
+  // calls below must not change it (the thread stays the same).
+  int err = errno_get();
+  G* gp = getg();
+  M* mp = gp->m;
+  if (mp->unannounced.load(std::memory_order_relaxed) == M::kBlocked) {
+    // Back from a blocking call nobody announced: take a P back, wired to
+    // this thread as any asynchronously interrupted goroutine is.
+    mp->lockedInt = 1;
+    mp->lockedg = gp;
+    gp->lockedm = mp;
+    mp->keepPin = true;
+    exitsyscallUnannounced();
+    mp->keepPin = false;
+  } else {
+    mcall(&asyncPreempt_m);
+  }
+  errno_set(err);
 }

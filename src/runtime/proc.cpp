@@ -118,12 +118,17 @@ Gobuf* mcall_on_g0(G* gp) {
 // another M.
 void mcall(McallFn fn, bool dying) {
   G* gp = getg();
+  // Back from a blocking call nobody announced: take a P first (which may
+  // move gp to another M: read the M after).
+  if (unannouncedReturn(gp) && gp != gp->m->g0) [[unlikely]]
+    exitsyscallUnannounced();
   M* mp = gp->m;
   G* g0 = g0_of(mp);
   if (gp == g0) detail::fatal("mcall called on g0 (a goroutine operation from a runtime callback)");
   // A scheduling point of gp's own ends the wiring of an asynchronous
-  // preemption (asyncPreempt_m wires it again for the next one).
-  if (mp->lockedInt != 0) [[unlikely]]
+  // preemption (asyncPreempt_m wires it again for the next one), unless
+  // asyncPreempt2 is taking a P back for it (keepPin).
+  if (mp->lockedInt != 0 && !mp->keepPin) [[unlikely]]
     unlockOSThreadInt(gp, mp);
   mp->mcallfn = fn;
   ehswitch(mp->eh, &gp->eh, &g0->eh);
@@ -681,6 +686,7 @@ void RandomOrder::reset(std::uint32_t n) {
 
 void gopark(bool (*unlockf)(G*, void*), void* lock, WaitReason reason) {
   G* gp = getg();
+  if (unannouncedReturn(gp)) exitsyscallUnannounced();
   if (readgstatus(gp) == _Gsyscall) syscall_block_fatal();
   M* mp = gp->m;
   mp->waitlock = lock;
@@ -805,6 +811,7 @@ void newproc_abort(NewProc np) noexcept {
 
 void yield() {
   G* gp = getg();
+  if (unannouncedReturn(gp)) exitsyscallUnannounced();
   // A plain thread, or a syscall body (which owns its thread, not a P).
   if (gp == nullptr || readgstatus(gp) == _Gsyscall) {
     foreign_use();

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "os.hpp"
@@ -282,6 +283,14 @@ std::uint64_t newgoid(P* pp);
 
 // syscall.cpp
 void pstopped_locked(P* pp);
+void reservep(G* gp, M* mp);
+void entersyscallUnannounced(G* gp, M* mp, const std::uintptr_t* pcs, int npcs);
+void exitsyscallUnannounced();
+// Whether gp's thread is back from a blocking call nobody announced and has
+// not taken a P yet (M::unannounced): call exitsyscallUnannounced first.
+inline bool unannouncedReturn(G* gp) {
+  return gp != nullptr && gp->m->unannounced.load(std::memory_order_relaxed) == M::kBlocked;
+}
 void handoffp(P* pp);
 void insyscall(M* mp);
 
@@ -306,8 +315,9 @@ void unlockOSThreadInt(G* gp, M* mp);
 Gobuf* asyncPreempt_m(G* gp);
 
 // sysmon.cpp
-extern std::int32_t debug_schedtrace;  // GORO_DEBUG=schedtrace=MS
-extern bool debug_scheddetail;         // GORO_DEBUG=scheddetail=1
+extern std::int32_t debug_schedtrace;   // GORO_DEBUG=schedtrace=MS
+extern bool debug_scheddetail;          // GORO_DEBUG=scheddetail=1
+extern std::int32_t debug_blockreport;  // GORO_DEBUG=blockreport=MS
 extern std::int64_t runstarttime;
 extern std::int64_t forcePreemptNS;  // the time slice (GORO_DEBUG=forcepreemptns)
 void sysmonwake_locked();
@@ -315,6 +325,7 @@ void newsysmon();
 void schedtrace(bool detailed);
 
 // traceback.cpp
+std::string symbolize(std::uintptr_t pc);
 // The dump after a fatal error or panic: every goroutine, current first.
 void dump_to_stderr(const G* current);
 // The goroutine running on this thread, if any (not g0).

@@ -29,13 +29,15 @@ namespace {
 // GORO_DEBUG=schedtrace=MS,scheddetail=1,asyncpreemptoff=1 (Go's GODEBUG
 // names); checkdead=0, which turns the deadlock report off; and
 // forcepreemptns=N, the time slice (Go's forcePreemptNS, 10 ms), for tests
-// that want preemption often.
+// that want preemption often; blockreport=MS, a line on stderr for each
+// goroutine blocked MS ms in a call nobody announced.
 struct DebugVars {
   std::int32_t schedtrace = 0;
   bool scheddetail = false;
   bool checkdead = true;
   bool asyncpreemptoff = false;
   std::int64_t forcepreemptns = 0;  // 0: Go's 10 ms
+  std::int32_t blockreport = 0;
 };
 
 // Parsed before run() claims the runtime (bad values throw), applied after.
@@ -66,6 +68,7 @@ DebugVars parsedebugvars() {
       if (key == "checkdead") d.checkdead = n != 0;
       if (key == "asyncpreemptoff") d.asyncpreemptoff = n != 0;
       if (key == "forcepreemptns") d.forcepreemptns = n;
+      if (key == "blockreport") d.blockreport = static_cast<std::int32_t>(n);
     }
     i = j + 1;
   }
@@ -264,11 +267,14 @@ void teardown() {
     LockGuard l(sched.lock);  // no M can be added now: exiting is set
     ms = allm;
   }
+  // sysmon first (it leaves at its next tick: exiting is set): it reads Ms
+  // (their CPU clocks, to preempt or hand off), and an M abandoned in a
+  // system call below frees itself once its call returns.
+  if (sched.sysmonstarted) pthread_join(sched.sysmonthread, nullptr);
+  sched.sysmonstarted = false;
   std::vector<M*> left;
   std::vector<AbandonedG> abandoned;
   mleaveall(ms, left, abandoned);
-  if (sched.sysmonstarted) pthread_join(sched.sysmonthread, nullptr);
-  sched.sysmonstarted = false;
   std::vector<Stack> keep;
   {
     LockGuard l(allglock);
@@ -337,6 +343,7 @@ int GORO_DETAIL_SAN_ABI::runtime_run(EntryFn main_entry, void* main_closure, con
   }
   debug_schedtrace = debugvars.schedtrace;
   debug_scheddetail = debugvars.scheddetail;
+  debug_blockreport = debugvars.blockreport;
   forcePreemptNS = debugvars.forcepreemptns > 0 ? debugvars.forcepreemptns : std::int64_t{10} * 1000 * 1000;
   sched.checkdeadOn = debugvars.checkdead && opts.checkdead;
   stackinit(stack);

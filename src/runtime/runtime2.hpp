@@ -176,6 +176,25 @@ struct M {
   // set by preemptM, cleared by the handler.
   std::atomic<std::uint32_t> signalPending{0};
   std::atomic<std::uint64_t> preemptSignals{0};  // preemption signals its thread handled
+  // A blocking call nobody announced (sysmon found the thread's CPU clock
+  // standing still while it held a P):
+  //
+  //   kNotBlocked ──sysmon──▶ kHandoffAsked ──handler: entersyscallUnannounced──▶ kBlocked
+  //        ▲                       │ (no safe point: sysmon asks again later)          │
+  //        └───────────────────────┘◀──────── exitsyscallUnannounced ────────────────┘
+  //
+  // In kBlocked the goroutine is _Gsyscall and its P _Psyscall, as after
+  // entersyscall; the thread takes a P back (exitsyscall) at its next call
+  // into the runtime, or when sysmon sees it compute and signals it.
+  static constexpr std::uint32_t kNotBlocked = 0, kHandoffAsked = 1, kBlocked = 2;
+  std::atomic<std::uint32_t> unannounced{kNotBlocked};
+  std::int64_t blockedSince = 0;       // nanotime of the handoff (kBlocked)
+  std::int64_t blockedCPU = 0;         // the thread's CPU time then
+  std::uint64_t blockedGoid = 0;       // the goroutine, for the block report
+  bool blockReported = false;          // GORO_DEBUG=blockreport printed it
+  std::uintptr_t blockedPCs[16] = {};  // where it blocked: pc, then return addresses
+  int nblockedPCs = 0;
+  bool keepPin = false;  // mcall keeps lockedInt (exitsyscallUnannounced from the signal)
   // Whether the M's goroutine is in a system call, for the run's end:
   //
   //   kNotInSyscall ──entersyscall──▶ kInSyscall ──exitsyscall (CAS)──▶ kNotInSyscall
@@ -248,7 +267,8 @@ struct RunCounter {
 struct PCounters {
   template <class T>
   using Counter = OwnerCounter<T>;
-  Counter<std::uint64_t> created, switches, steals, stolen, parks, wakeups, preemptions, asyncPreemptions, handoffs;
+  Counter<std::uint64_t> created, switches, steals, stolen, parks, wakeups, preemptions, asyncPreemptions, handoffs,
+      unannouncedBlocks;
 };
 
 inline constexpr std::uint32_t kLocalRunQueueSize = 256;
@@ -273,7 +293,8 @@ struct P {
     // call.
     M* cpum = nullptr;
     std::int64_t cputime = -1, cpuwhen = 0;
-  } sysmontick;  // sysmon's last observation (sysmon only)
+    std::int64_t stillSince = 0;  // since when cpum's clock has stood still (0: it moves)
+  } sysmontick;                   // sysmon's last observation (sysmon only)
   // Back-link to the M (nullptr if idle): written by the owner, read by
   // sysmon and stop-the-world to signal the M (preemptone).
   std::atomic<M*> m{nullptr};
@@ -367,11 +388,12 @@ struct Sched {
   // checkdead found every goroutine blocked while plain threads that might
   // wake them are alive: sysmon looks again every 100 ms.
   std::atomic<bool> deadlockDeferred{false};
-  std::int64_t deadlockSince = 0;        // first seen with unknown threads alive (0: not now); under lock
-  bool checkdeadOn = true;               // GORO_DEBUG=checkdead=0 / Options::checkdead
-  std::atomic<std::uint32_t> rungen{0};  // this run's number (never 0 during a run)
-  RunCounter nforeign;                   // plain threads that used the runtime in this run, alive
-  RunCounter nforeignblocked;            // of which blocked in it (a channel, a lock...)
+  std::int64_t deadlockSince = 0;             // first seen with unknown threads alive (0: not now); under lock
+  bool checkdeadOn = true;                    // GORO_DEBUG=checkdead=0 / Options::checkdead
+  std::atomic<std::uint32_t> rungen{0};       // this run's number (never 0 during a run)
+  RunCounter nforeign;                        // plain threads that used the runtime in this run, alive
+  RunCounter nforeignblocked;                 // of which blocked in it (a channel, a lock...)
+  std::atomic<std::int32_t> nunannounced{0};  // Ms in M::kBlocked (sysmon watches them)
 };
 
 }  // namespace goro::runtime

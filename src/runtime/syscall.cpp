@@ -1,5 +1,7 @@
 // syscall.cpp — system calls: entersyscall, exitsyscall (the fast path
-// that takes back the P, and exitsyscall0 on g0), handoffp.
+// that takes back the P, and exitsyscall0 on g0), handoffp, and the same
+// for calls nobody announced (entersyscallUnannounced, from the preemption
+// signal's handler; exitsyscallUnannounced).
 // Invariants: a G in _Gsyscall runs no runtime code that needs a P; its P
 // stays _Psyscall until retake or exitsyscall claims it by CAS; at shutdown
 // the M of a goroutine still in a call is abandoned (M::insyscall) and
@@ -143,6 +145,53 @@ Gobuf* exitsyscall_leave_m(G* gp) {
 
 }  // namespace
 
+// entersyscall's P reservation: gp goes _Gsyscall and its P _Psyscall,
+// kept for a quick return; sysmon hands it off if the call lasts.
+void reservep(G* gp, M* mp) {
+  P* pp = mp->p;
+  casgstatus(gp, _Grunning, _Gsyscall);
+  pp->m.store(nullptr, std::memory_order_relaxed);
+  mp->oldp = pp;
+  mp->p = nullptr;
+  setPstatus(pp, _Prunning, _Psyscall, std::memory_order_seq_cst);
+  if (sched.gcwaiting.load(std::memory_order_seq_cst)) {
+    // Stop-the-world is waiting for this P: give it up now.
+    if (casPstatus(pp, _Psyscall, _Pgcstop)) {
+      LockGuard l(sched.lock);
+      pstopped_locked(pp);
+    }
+  }
+  insyscall(mp);
+}
+
+// In the preemption signal's handler, on the thread of a goroutine that
+// sysmon found blocked in a call nobody announced (M::unannounced): do
+// what entersyscall would have done, so that retake hands the P off. The
+// handler checked that the thread holds no runtime lock and has no runtime
+// frame on its stack.
+void entersyscallUnannounced(G* gp, M* mp, const std::uintptr_t* pcs, int npcs) {
+  mp->p->counters.unannouncedBlocks.inc();
+  mp->blockedSince = nanotime();
+  mp->blockedCPU = cputime(mp->cpuclock.load(std::memory_order_relaxed));
+  mp->blockedGoid = gp->goid;
+  mp->blockReported = false;
+  mp->nblockedPCs = npcs;
+  for (int i = 0; i < npcs; i++) mp->blockedPCs[i] = pcs[i];
+  reservep(gp, mp);
+  sched.nunannounced.fetch_add(1, std::memory_order_relaxed);
+  mp->unannounced.store(M::kBlocked, std::memory_order_release);
+}
+
+// Back from the call: take a P as exitsyscall does. At the goroutine's next
+// call into the runtime (mcall, gopark, yield, a channel wait), or from
+// asyncPreempt2 when sysmon saw the thread compute.
+void exitsyscallUnannounced() {
+  M* mp = getg()->m;
+  mp->unannounced.store(M::kNotBlocked, std::memory_order_relaxed);
+  sched.nunannounced.fetch_sub(1, std::memory_order_relaxed);
+  detail::exitsyscall();
+}
+
 void syscall_block_fatal() {
   detail::fatal(
       "a goroutine blocked inside goro::syscall/goro::blocking (their body must not wait on channels, select, "
@@ -159,14 +208,15 @@ namespace detail {
 
 bool entersyscall(bool block) noexcept {
   G* gp = getg();
+  if (unannouncedReturn(gp)) exitsyscallUnannounced();
   if (gp == nullptr || gp == gp->m->g0 || gp->m->p == nullptr) return false;
   // A preemption point: a goroutine looping over short system calls
   // otherwise keeps its P for ever (Go's syscall path checks gp.preempt).
   preemptcheck();
   M* mp = gp->m;
   P* pp = mp->p;
-  casgstatus(gp, _Grunning, _Gsyscall);
   if (block) {
+    casgstatus(gp, _Grunning, _Gsyscall);
     // entersyscallblock: the call is known to block: hand the P off now.
     mp->oldp = nullptr;
     pp->syscalltick.inc();
@@ -177,18 +227,7 @@ bool entersyscall(bool block) noexcept {
   }
   // The P stays reserved for this M (_Psyscall), for a quick return;
   // sysmon hands it off if the call lasts.
-  pp->m.store(nullptr, std::memory_order_relaxed);
-  mp->oldp = pp;
-  mp->p = nullptr;
-  setPstatus(pp, _Prunning, _Psyscall, std::memory_order_seq_cst);
-  if (sched.gcwaiting.load(std::memory_order_seq_cst)) {
-    // Stop-the-world is waiting for this P: give it up now.
-    if (casPstatus(pp, _Psyscall, _Pgcstop)) {
-      LockGuard l(sched.lock);
-      pstopped_locked(pp);
-    }
-  }
-  insyscall(mp);
+  reservep(gp, mp);
   return true;
 }
 

@@ -23,6 +23,9 @@ constexpr std::int64_t kForcePreemptNS = std::int64_t{10} * 1000 * 1000;  // Go'
 // CPU time a thread must have used since sysmon's last look to count as
 // computing rather than blocked (retake).
 constexpr std::int64_t kComputingNS = 50 * 1000;
+// How long a thread holding a P must stand still (its CPU clock) for
+// sysmon to hand its P off as if it had announced a system call.
+constexpr std::int64_t kBlockedNS = std::int64_t{10} * 1000 * 1000;
 
 }  // namespace
 
@@ -33,6 +36,8 @@ std::int64_t forcePreemptNS = kForcePreemptNS;
 std::int32_t debug_schedtrace = 0;  // GORO_DEBUG=schedtrace=MS
 
 bool debug_scheddetail = false;  // GORO_DEBUG=scheddetail=1
+
+std::int32_t debug_blockreport = 0;  // GORO_DEBUG=blockreport=MS
 
 std::int64_t runstarttime = 0;
 
@@ -87,12 +92,26 @@ std::uint32_t retake(std::int64_t now, bool& overdue) {
           M* mp = pp->m.load(std::memory_order_acquire);
           std::int64_t cpu = mp != nullptr ? cputime(mp->cpuclock.load(std::memory_order_relaxed)) : -1;
           std::int64_t ran = cpu - pd.cputime;
-          bool computing =
-              mp != nullptr && mp == pd.cpum && pd.cputime >= 0 && ran > kComputingNS && ran * 20 > now - pd.cpuwhen;
+          bool seen = mp != nullptr && mp == pd.cpum && pd.cputime >= 0 && cpu >= 0;
+          bool computing = seen && ran > kComputingNS && ran * 20 > now - pd.cpuwhen;
+          // Standing still: blocked in the kernel (or waiting for a CPU;
+          // the handler tells which) in a call nobody announced. After
+          // kBlockedNS its P is handed off (M::unannounced).
+          bool still = seen && ran <= kComputingNS;
+          if (!still) {
+            pd.stillSince = 0;
+          } else if (pd.stillSince == 0) {
+            pd.stillSince = pd.cpuwhen;
+          }
           pd.cpum = mp;
           pd.cputime = cpu;
           pd.cpuwhen = now;
           if (computing) preemptone(pp);
+          if (still && now - pd.stillSince >= kBlockedNS) {
+            pd.stillSince = now;  // not again before another kBlockedNS
+            std::uint32_t no = M::kNotBlocked;
+            if (mp->unannounced.compare_exchange_strong(no, M::kHandoffAsked, std::memory_order_acq_rel)) preemptM(mp);
+          }
         }
         // In case of syscall, preemption does not work: retake the P.
         sysretake = true;
@@ -135,6 +154,33 @@ std::uint32_t retake(std::int64_t now, bool& overdue) {
     }
   }
   return n;
+}
+
+// The block report (GORO_DEBUG=blockreport=MS): a goroutine blocked in a
+// call nobody announced for MS milliseconds, named, with where it blocked.
+void blockreport(M* mp, std::int64_t now) {
+  std::string out = "goro: goroutine " + std::to_string(mp->blockedGoid) + " has been blocked for " +
+                    std::to_string((now - mp->blockedSince) / 1000000) +
+                    " ms in a call goro was not told about (wrap it in goro::syscall or goro::blocking), at:\n";
+  for (int i = 0; i < mp->nblockedPCs; i++) out += "  " + symbolize(mp->blockedPCs[i]) + "\n";
+  printerr(out.c_str());
+}
+
+// Ms whose goroutine sysmon found blocked in a call nobody announced
+// (M::kBlocked): one computing again is signalled to take a P back
+// (asyncPreempt2); one blocked long enough is reported.
+void watchUnannounced(std::int64_t now) {
+  LockGuard l(sched.lock);
+  for (M* mp = allm; mp != nullptr; mp = mp->alllink) {
+    if (mp->unannounced.load(std::memory_order_acquire) != M::kBlocked) continue;
+    std::int64_t cpu = cputime(mp->cpuclock.load(std::memory_order_relaxed));
+    if (cpu - mp->blockedCPU > kComputingNS) preemptM(mp);
+    if (debug_blockreport > 0 && !mp->blockReported &&
+        now - mp->blockedSince >= std::int64_t{debug_blockreport} * 1000 * 1000) {
+      mp->blockReported = true;
+      blockreport(mp, now);
+    }
+  }
 }
 
 // sysmon: a thread of its own, with no P, that runs while any P works:
@@ -198,6 +244,7 @@ void* sysmon(void*) {
     // with long goroutines, or asleep): start a spinning M to run it.
     std::int64_t next = timeSleepUntil();
     if (next != 0 && next < now - std::int64_t{1000} * 1000 && !sched.polling.load()) wakep();
+    if (sched.nunannounced.load(std::memory_order_relaxed) > 0) watchUnannounced(now);
     overdue = false;
     if (retake(now, overdue) != 0) {
       idle = 0;

@@ -1,9 +1,11 @@
 // traceback.cpp — goroutine dumps: wait reasons, Go's `goroutine N
 // [status]:` headers, the dump fatal errors print (dump_to_stderr) and
-// debug::dump_goroutines.
+// debug::dump_goroutines; a pc's name (symbolize).
 // Invariants: the fatal-path dump writes with write(2) and takes no lock
 // it might already hold (allglock is try-locked). Mirrors traceback.go
 // (goroutineheader, tracebackothers).
+#include <cxxabi.h>
+#include <dlfcn.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -18,6 +20,35 @@
 #include "proc.hpp"
 
 namespace goro::runtime {
+
+// A pc as `name+0xoff (object)`, from the dynamic symbol tables (dladdr):
+// exported functions (libc's, a shared object's) have names; the
+// executable's own show as an offset into it. Not async-signal-safe.
+std::string symbolize(std::uintptr_t pc) {
+  Dl_info info{};
+  char buf[64];
+  if (dladdr(reinterpret_cast<void*>(pc), &info) == 0 || info.dli_fname == nullptr) {
+    std::snprintf(buf, sizeof buf, "0x%zx", static_cast<std::size_t>(pc));
+    return buf;
+  }
+  std::string out;
+  if (info.dli_sname != nullptr) {
+    int status = -1;
+    char* dem = abi::__cxa_demangle(info.dli_sname, nullptr, nullptr, &status);
+    out = status == 0 && dem != nullptr ? dem : info.dli_sname;
+    std::free(dem);
+    std::snprintf(buf, sizeof buf, "+0x%zx",
+                  static_cast<std::size_t>(pc - reinterpret_cast<std::uintptr_t>(info.dli_saddr)));
+  } else {
+    std::snprintf(buf, sizeof buf, "+0x%zx",
+                  static_cast<std::size_t>(pc - reinterpret_cast<std::uintptr_t>(info.dli_fbase)));
+  }
+  out += buf;
+  out += " (";
+  out += info.dli_fname[0] != '\0' ? info.dli_fname : "the executable";
+  out += ")";
+  return out;
+}
 
 const char* wait_reason_string(WaitReason r) {
   switch (r) {
