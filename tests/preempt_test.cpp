@@ -68,46 +68,50 @@ TEST(AsyncPreempt, SpinnerDoesNotStopAnotherOnOneP) {
 }
 
 // TestAsyncPreemptionTurnTaking's intent: two spinners on one P take turns:
-// each sees the other's counter move several times.
+// each sees the other's counter move several times. 100 runs in a row
+// (10 under a sanitizer, where a preemption waits longer for a safe point).
 TEST(AsyncPreempt, TwoSpinnersTakeTurnsOnOneP) {
   Options o;
   o.maxprocs = 1;
-  run_checked(
-      [] {
-        std::atomic<std::uint64_t> count[2] = {0, 0};
-        std::atomic<int> turns[2] = {0, 0};
-        goro::WaitGroup wg;
-        wg.add(2);
-        for (int me = 0; me < 2; me++) {
-          goro::go([&, me] {
-            std::uint64_t seen = count[1 - me].load(std::memory_order_relaxed);
-            while (turns[me].load(std::memory_order_relaxed) < 5) {
-              count[me].fetch_add(1, std::memory_order_relaxed);
-              std::uint64_t now = count[1 - me].load(std::memory_order_relaxed);
-              if (now != seen) {
-                seen = now;
-                turns[me].fetch_add(1, std::memory_order_relaxed);
+  for (std::int64_t run = 0; run < scaled(100, 10); run++) {
+    run_checked(
+        [] {
+          std::atomic<std::uint64_t> count[2] = {0, 0};
+          std::atomic<int> turns[2] = {0, 0};
+          goro::WaitGroup wg;
+          wg.add(2);
+          for (int me = 0; me < 2; me++) {
+            goro::go([&, me] {
+              std::uint64_t seen = count[1 - me].load(std::memory_order_relaxed);
+              while (turns[me].load(std::memory_order_relaxed) < 3) {
+                count[me].fetch_add(1, std::memory_order_relaxed);
+                std::uint64_t now = count[1 - me].load(std::memory_order_relaxed);
+                if (now != seen) {
+                  seen = now;
+                  turns[me].fetch_add(1, std::memory_order_relaxed);
+                }
+                // The other has finished: nobody left to take turns with.
+                if (turns[1 - me].load(std::memory_order_relaxed) >= 3) break;
               }
-              // The other has finished: nobody left to take turns with.
-              if (turns[1 - me].load(std::memory_order_relaxed) >= 5 && now == seen) break;
-            }
-            wg.done();
-          });
-        }
-        wg.wait();
-        EXPECT_GE(turns[0].load() + turns[1].load(), 5);
-        EXPECT_GT(turns[0].load(), 0);
-        EXPECT_GT(turns[1].load(), 0);
-      },
-      o);
+              wg.done();
+            });
+          }
+          wg.wait();
+          EXPECT_GE(turns[0].load() + turns[1].load(), 3);
+          EXPECT_GT(turns[0].load(), 0);
+          EXPECT_GT(turns[1].load(), 0);
+        },
+        o);
+  }
 }
 
 // Go's TestPreemptionStopTheWorld intent: maxprocs(n) stops the world, which
-// needs every P back, while two goroutines spin on two Ps.
+// needs every P back, while two goroutines spin on two Ps. 100 runs in a row
+// (10 under a sanitizer).
 TEST(AsyncPreempt, MaxprocsCompletesWhileGoroutinesSpin) {
   Options o;
   o.maxprocs = 2;
-  for (int i = 0; i < 20; i++) {
+  for (std::int64_t i = 0; i < scaled(100, 10); i++) {
     run_checked(
         [] {
           std::atomic<bool> stop{false};
