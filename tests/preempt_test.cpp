@@ -333,14 +333,17 @@ void read_pipe_while(During during) {
 }
 
 // The reader keeps its P well past its slice, but its thread's CPU clock
-// stands still: sysmon does not send it preemption signals (each would
-// interrupt the call; poll or nanosleep would return EINTR), only the one
-// that hands its P off (UnannouncedBlocking below).
+// stands still: sysmon does not send it a preemption signal every tick
+// (each would interrupt the call; poll or nanosleep would return EINTR),
+// only the one that hands its P off (UnannouncedBlocking below), asked
+// again with a doubling back-off if the handler could not make it: at
+// most 5 in 300 ms (10, 30, 70, 150, 310 ms). Sysmon ticks every
+// millisecond meanwhile: a signal per tick would be ~290.
 TEST(AsyncPreempt, BlockedThreadIsNotSignalled) {
   read_pipe_while([](long) {
     std::uint64_t before = preempt_signals_handled();
     goro::sleep_for(300ms);  // 30 slices
-    EXPECT_LE(preempt_signals_handled() - before, 1u) << "a thread blocked in read was sent preemption signals";
+    EXPECT_LE(preempt_signals_handled() - before, 5u) << "a thread blocked in read was sent preemption signals";
   });
 }
 

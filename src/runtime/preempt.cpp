@@ -170,35 +170,44 @@ GORO_NO_SANITIZE bool in_syscall(std::uintptr_t pc) {
 
 // No frame of goro's on the goroutine's stack from sp up to its entry: the
 // thread is in the program's own call (libc's read, say), not in one the
-// runtime made. libc keeps no frame pointers, so every word from sp to the
-// return into goro_callentry is looked at. pcs gets the pc and the
-// return addresses of the frame-pointer chain, for the block report.
+// runtime made. libc keeps no frame pointers, but leaves rbp alone: the
+// words from sp to the frame rbp points to (libc's frames, holding the
+// return address into its caller) must not point into goro, and the
+// frame-pointer chain from there must reach the entry through code that is
+// not goro's. Without a usable chain, every word up to the return into
+// goro_callentry is looked at instead (stale words in frames may then
+// point into goro: a handoff missed, never a wrong one). pcs gets the pc
+// and the chain's return addresses, for the block report.
 GORO_NO_SANITIZE bool noRuntimeFrames(G* gp, std::uintptr_t pc, std::uintptr_t sp, std::uintptr_t fp,
                                       std::uintptr_t* pcs, int& npcs) {
   std::uintptr_t hi = gp->stack.hi;
   if (sp < gp->stack.lo || sp + 16 > hi || (pc >= goroTextLo && pc < goroTextHi)) return false;
   const auto entryret = reinterpret_cast<std::uintptr_t>(goro_callentry_ret);
-  bool entry = false;
-  for (std::uintptr_t w = sp; w + 8 <= hi; w += 8) {
-    std::uintptr_t v = load(w);
-    if (v == entryret) {
-      entry = true;
-      break;
-    }
-    if (v >= goroTextLo && v < goroTextHi) return false;
-  }
-  if (!entry) return false;
+  auto goro = [&](std::uintptr_t v) { return v >= goroTextLo && v < goroTextHi && v != entryret; };
   npcs = 0;
   pcs[npcs++] = pc;
-  for (int depth = 0; depth < 64 && npcs < 16; depth++) {
-    if (fp < sp || fp + 16 > hi || fp % 8 != 0) break;
-    std::uintptr_t caller = load(fp), ret = load(fp + 8);
-    if (caller == 0 || ret == entryret) break;
-    pcs[npcs++] = ret;
-    if (caller <= fp) break;
-    fp = caller;
+  bool chain = false;
+  if (fp >= sp && fp + 16 <= hi && fp % 8 == 0) {
+    chain = true;
+    for (std::uintptr_t w = sp; w < fp && chain; w += 8) chain = !goro(load(w));
+    for (int depth = 0; chain && depth < 1024; depth++) {
+      std::uintptr_t caller = load(fp), ret = load(fp + 8);
+      if (caller == 0 || ret == entryret) return true;
+      if (goro(ret) || caller <= fp || caller + 16 > hi || caller % 8 != 0) {
+        chain = false;
+        break;
+      }
+      if (npcs < 16) pcs[npcs++] = ret;
+      fp = caller;
+    }
   }
-  return true;
+  npcs = 1;
+  for (std::uintptr_t w = sp; w + 8 <= hi; w += 8) {
+    std::uintptr_t v = load(w);
+    if (v == entryret) return true;
+    if (goro(v)) return false;
+  }
+  return false;
 }
 
 // sigctxt.pushCall: make the interrupted code call fn, as if it had called
@@ -289,6 +298,10 @@ GORO_NO_SANITIZE void doSigPreempt(G* gp, void* uctx) {
     if (gp == mp->curg && gp->atomicstatus.load(std::memory_order_relaxed) == _Gsyscall && goro_tls_locks == 0 &&
         preemptible_pc(pc) && isAsyncSafePoint(gp, pc, sp, fp)) {
       pushCall(uc, &goro_asyncPreempt);
+    } else {
+      // Still in the call (or at no safe point): what this handler cost
+      // the thread is not computing (sysmon's next look starts here).
+      mp->blockedCPU.store(cputime(mp->cpuclock.load(std::memory_order_relaxed)), std::memory_order_relaxed);
     }
   } else if (asyncPreemptOn && preemptible_pc(pc) && wantAsyncPreempt(gp, mp) && isAsyncSafePoint(gp, pc, sp, fp)) {
     pushCall(uc, &goro_asyncPreempt);

@@ -188,8 +188,11 @@ struct M {
   // into the runtime, or when sysmon sees it compute and signals it.
   static constexpr std::uint32_t kNotBlocked = 0, kHandoffAsked = 1, kBlocked = 2;
   std::atomic<std::uint32_t> unannounced{kNotBlocked};
-  std::int64_t blockedSince = 0;       // nanotime of the handoff (kBlocked)
-  std::int64_t blockedCPU = 0;         // the thread's CPU time then
+  std::int64_t blockedSince = 0;  // nanotime of the handoff (kBlocked)
+  // Its CPU time then, at sysmon's last look, or when the handler last
+  // returned (a signal costs the thread CPU time: not computing).
+  std::atomic<std::int64_t> blockedCPU{0};
+  std::int64_t blockedLook = 0;        // nanotime of sysmon's last look (watchUnannounced)
   std::uint64_t blockedGoid = 0;       // the goroutine, for the block report
   bool blockReported = false;          // GORO_DEBUG=blockreport printed it
   std::uintptr_t blockedPCs[16] = {};  // where it blocked: pc, then return addresses
@@ -294,6 +297,7 @@ struct P {
     M* cpum = nullptr;
     std::int64_t cputime = -1, cpuwhen = 0;
     std::int64_t stillSince = 0;  // since when cpum's clock has stood still (0: it moves)
+    std::uint32_t stillAsks = 0;  // handoffs asked of it since (each waits twice as long)
   } sysmontick;                   // sysmon's last observation (sysmon only)
   // Back-link to the M (nullptr if idle): written by the owner, read by
   // sysmon and stop-the-world to signal the M (preemptone).

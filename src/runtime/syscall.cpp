@@ -172,7 +172,8 @@ void reservep(G* gp, M* mp) {
 void entersyscallUnannounced(G* gp, M* mp, const std::uintptr_t* pcs, int npcs) {
   mp->p->counters.unannouncedBlocks.inc();
   mp->blockedSince = nanotime();
-  mp->blockedCPU = cputime(mp->cpuclock.load(std::memory_order_relaxed));
+  mp->blockedLook = mp->blockedSince;
+  mp->blockedCPU.store(cputime(mp->cpuclock.load(std::memory_order_relaxed)), std::memory_order_relaxed);
   mp->blockedGoid = gp->goid;
   mp->blockReported = false;
   mp->nblockedPCs = npcs;

@@ -100,6 +100,7 @@ std::uint32_t retake(std::int64_t now, bool& overdue) {
           bool still = seen && ran <= kComputingNS;
           if (!still) {
             pd.stillSince = 0;
+            pd.stillAsks = 0;
           } else if (pd.stillSince == 0) {
             pd.stillSince = pd.cpuwhen;
           }
@@ -108,7 +109,12 @@ std::uint32_t retake(std::int64_t now, bool& overdue) {
           pd.cpuwhen = now;
           if (computing) preemptone(pp);
           if (still && now - pd.stillSince >= kBlockedNS) {
-            pd.stillSince = now;  // not again before another kBlockedNS
+            // If the handler finds no way to hand the P off (a runtime
+            // frame on the stack, or none it can rule out), it is asked
+            // again after 10, 20, 40... ms, up to 640: each ask interrupts
+            // the call once.
+            pd.stillSince = now + (kBlockedNS << (pd.stillAsks < 6 ? pd.stillAsks : 6)) - kBlockedNS;
+            pd.stillAsks++;
             std::uint32_t no = M::kNotBlocked;
             if (mp->unannounced.compare_exchange_strong(no, M::kHandoffAsked, std::memory_order_acq_rel)) preemptM(mp);
           }
@@ -173,8 +179,14 @@ void watchUnannounced(std::int64_t now) {
   LockGuard l(sched.lock);
   for (M* mp = allm; mp != nullptr; mp = mp->alllink) {
     if (mp->unannounced.load(std::memory_order_acquire) != M::kBlocked) continue;
+    // Computing again, by retake's rule (since the last look, not since the
+    // handoff: each signal costs its thread some CPU, and counting those
+    // up would keep signalling a thread still blocked).
     std::int64_t cpu = cputime(mp->cpuclock.load(std::memory_order_relaxed));
-    if (cpu - mp->blockedCPU > kComputingNS) preemptM(mp);
+    std::int64_t ran = cpu - mp->blockedCPU.load(std::memory_order_relaxed);
+    if (ran > kComputingNS && ran * 20 > now - mp->blockedLook) preemptM(mp);
+    mp->blockedCPU.store(cpu, std::memory_order_relaxed);
+    mp->blockedLook = now;
     if (debug_blockreport > 0 && !mp->blockReported &&
         now - mp->blockedSince >= std::int64_t{debug_blockreport} * 1000 * 1000) {
       mp->blockReported = true;
