@@ -168,6 +168,11 @@ GORO_NO_SANITIZE bool in_syscall(std::uintptr_t pc) {
   return (at[0] == 0x0f && at[1] == 0x05) || (at[-2] == 0x0f && at[-1] == 0x05);
 }
 
+// A word that points into goro's code, other than the entry's return.
+GORO_NO_SANITIZE bool goroword(std::uintptr_t v, std::uintptr_t entryret) {
+  return v >= goroTextLo && v < goroTextHi && v != entryret;
+}
+
 // No frame of goro's on the goroutine's stack from sp up to its entry: the
 // thread is in the program's own call (libc's read, say), not in one the
 // runtime made. libc keeps no frame pointers, but leaves rbp alone: the
@@ -183,17 +188,16 @@ GORO_NO_SANITIZE bool noRuntimeFrames(G* gp, std::uintptr_t pc, std::uintptr_t s
   std::uintptr_t hi = gp->stack.hi;
   if (sp < gp->stack.lo || sp + 16 > hi || (pc >= goroTextLo && pc < goroTextHi)) return false;
   const auto entryret = reinterpret_cast<std::uintptr_t>(goro_callentry_ret);
-  auto goro = [&](std::uintptr_t v) { return v >= goroTextLo && v < goroTextHi && v != entryret; };
   npcs = 0;
   pcs[npcs++] = pc;
   bool chain = false;
   if (fp >= sp && fp + 16 <= hi && fp % 8 == 0) {
     chain = true;
-    for (std::uintptr_t w = sp; w < fp && chain; w += 8) chain = !goro(load(w));
+    for (std::uintptr_t w = sp; w < fp && chain; w += 8) chain = !goroword(load(w), entryret);
     for (int depth = 0; chain && depth < 1024; depth++) {
       std::uintptr_t caller = load(fp), ret = load(fp + 8);
       if (caller == 0 || ret == entryret) return true;
-      if (goro(ret) || caller <= fp || caller + 16 > hi || caller % 8 != 0) {
+      if (goroword(ret, entryret) || caller <= fp || caller + 16 > hi || caller % 8 != 0) {
         chain = false;
         break;
       }
@@ -205,7 +209,7 @@ GORO_NO_SANITIZE bool noRuntimeFrames(G* gp, std::uintptr_t pc, std::uintptr_t s
   for (std::uintptr_t w = sp; w + 8 <= hi; w += 8) {
     std::uintptr_t v = load(w);
     if (v == entryret) return true;
-    if (goro(v)) return false;
+    if (goroword(v, entryret)) return false;
   }
   return false;
 }

@@ -108,7 +108,11 @@ std::uint32_t retake(std::int64_t now, bool& overdue) {
           pd.cputime = cpu;
           pd.cpuwhen = now;
           if (computing) preemptone(pp);
-          if (still && now - pd.stillSince >= kBlockedNS) {
+          // Not under a sanitizer: the handoff runs the runtime's
+          // (instrumented) code in a signal handler the sanitizer does not
+          // know about, on a thread that may be blocked inside the
+          // sanitizer itself.
+          if (!san::kTsan && !san::kAsan && still && now - pd.stillSince >= kBlockedNS) {
             // If the handler finds no way to hand the P off (a runtime
             // frame on the stack, or none it can rule out), it is asked
             // again after 10, 20, 40... ms, up to 640: each ask interrupts
