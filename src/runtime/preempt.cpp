@@ -232,9 +232,7 @@ GORO_NO_SANITIZE void pushCall(ucontext_t* uc, void (*fn)()) {
 // (startlockedm) when some M picks it from the run queue.
 Gobuf* asyncPreempt_m(G* gp) {
   M* mp = getg()->m;
-  mp->lockedInt = 1;
-  mp->lockedg = gp;
-  gp->lockedm = mp;
+  lockOSThreadInt(gp, mp);
   mp->p->counters.asyncPreemptions.inc();
   return gopreempt_m(gp);
 }
@@ -313,6 +311,14 @@ GORO_NO_SANITIZE void doSigPreempt(G* gp, void* uctx) {
   mp->signalPending.store(0, std::memory_order_release);
 }
 
+// The wiring of an asynchronously interrupted goroutine to its thread (Go's
+// lockOSThread for lockedInt), until unlockOSThreadInt.
+void lockOSThreadInt(G* gp, M* mp) {
+  mp->lockedInt = 1;
+  mp->lockedg = gp;
+  gp->lockedm = mp;
+}
+
 // The end of an asynchronous preemption's wiring (Go's unlockOSThread for
 // lockedInt): at gp's own scheduling point, in mcall. A lock_os_thread made
 // meanwhile keeps the goroutine wired.
@@ -338,9 +344,7 @@ extern "C" __attribute__((visibility("hidden"))) void goro_asyncPreempt2() {
   if (mp->unannounced.load(std::memory_order_relaxed) == M::kBlocked) {
     // Back from a blocking call nobody announced: take a P back, wired to
     // this thread as any asynchronously interrupted goroutine is.
-    mp->lockedInt = 1;
-    mp->lockedg = gp;
-    gp->lockedm = mp;
+    lockOSThreadInt(gp, mp);
     mp->keepPin = true;
     exitsyscallUnannounced();
     mp->keepPin = false;

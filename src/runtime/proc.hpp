@@ -311,6 +311,7 @@ void preempt_init(bool on, int sig);
 void preemptone(P* pp);
 void preemptM(M* mp);
 void doSigPreempt(G* gp, void* uctx);
+void lockOSThreadInt(G* gp, M* mp);
 void unlockOSThreadInt(G* gp, M* mp);
 Gobuf* asyncPreempt_m(G* gp);
 

@@ -23,6 +23,9 @@ constexpr std::int64_t kForcePreemptNS = std::int64_t{10} * 1000 * 1000;  // Go'
 // CPU time a thread must have used since sysmon's last look to count as
 // computing rather than blocked (retake).
 constexpr std::int64_t kComputingNS = 50 * 1000;
+// A thread that used ran ns of CPU in wall ns computes: 50 us at least, and
+// a twentieth of the time (a loaded machine shares a core).
+bool computed(std::int64_t ran, std::int64_t wall) { return ran > kComputingNS && ran * 20 > wall; }
 // How long a thread holding a P must stand still (its CPU clock) for
 // sysmon to hand its P off as if it had announced a system call.
 constexpr std::int64_t kBlockedNS = std::int64_t{10} * 1000 * 1000;
@@ -93,7 +96,7 @@ std::uint32_t retake(std::int64_t now, bool& overdue) {
           std::int64_t cpu = mp != nullptr ? cputime(mp->cpuclock.load(std::memory_order_relaxed)) : -1;
           std::int64_t ran = cpu - pd.cputime;
           bool seen = mp != nullptr && mp == pd.cpum && pd.cputime >= 0 && cpu >= 0;
-          bool computing = seen && ran > kComputingNS && ran * 20 > now - pd.cpuwhen;
+          bool computing = seen && computed(ran, now - pd.cpuwhen);
           // Standing still: blocked in the kernel (or waiting for a CPU;
           // the handler tells which) in a call nobody announced. After
           // kBlockedNS its P is handed off (M::unannounced).
@@ -188,7 +191,7 @@ void watchUnannounced(std::int64_t now) {
     // up would keep signalling a thread still blocked).
     std::int64_t cpu = cputime(mp->cpuclock.load(std::memory_order_relaxed));
     std::int64_t ran = cpu - mp->blockedCPU.load(std::memory_order_relaxed);
-    if (ran > kComputingNS && ran * 20 > now - mp->blockedLook) preemptM(mp);
+    if (computed(ran, now - mp->blockedLook)) preemptM(mp);
     mp->blockedCPU.store(cpu, std::memory_order_relaxed);
     mp->blockedLook = now;
     if (debug_blockreport > 0 && !mp->blockReported &&
