@@ -1,16 +1,17 @@
 // goro_bench.cpp — the scheduler's benchmarks, twins of bench/go: yield
 // ping-pong, spawn+exit, park/ready handoff, skynet, channels, select, Mutex,
-// the system-call fast path, semaphore-table collisions (timer lateness is
-// bench/timer_lateness.cpp). Every twin does the same work with the same
-// public primitive as its Go counterpart (goro::WaitGroup for sync.WaitGroup,
-// goro::Chan for chan, ...); park_ready and sema_collide use the runtime
-// semaphore on both sides. Each benchmark reports the user counters
-// per_op_ns (median over the timed runs, after one warm-up run), size (the
-// work one run covers, identical to the Go side's) and runs, which
-// bench/compare sets against Go's. Timing is taken inside the runtime
-// (run()'s start-up and shutdown are not counted). GORO_BENCH_SCALE scales
-// the workloads (bench/compare --scale), GORO_BENCH_RUNS sets the number of
-// timed runs (default 3, bench/compare --runs).
+// the system-call fast path, semaphore-table collisions and preemption
+// latency (timer lateness is bench/timer_lateness.cpp). Every twin does the
+// same work with the same public primitive as its Go counterpart
+// (goro::WaitGroup for sync.WaitGroup, goro::Chan for chan, ...);
+// park_ready and sema_collide use the runtime semaphore on both sides. Each
+// benchmark reports the user counters per_op_ns (median over the timed
+// runs, after one warm-up run), size (the work one run covers, identical to
+// the Go side's) and runs, which bench/compare sets against Go's. Timing is
+// taken inside the runtime (run()'s start-up and shutdown are not counted).
+// GORO_BENCH_SCALE scales the workloads (bench/compare --scale),
+// GORO_BENCH_RUNS sets the number of timed runs (default 3, bench/compare
+// --runs).
 #include <benchmark/benchmark.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -86,7 +87,7 @@ void measure(benchmark::State& state, int procs, const std::function<Work()>& bo
         body();
         for (auto _ : state) {
           Work w = body();
-          state.SetIterationTime(w.ns / 1e9);
+          state.SetIterationTime(std::max(w.ns, 1.0) / 1e9);  // a latency may be < 0
           per_op_ns.push_back(w.ns / static_cast<double>(w.ops));
           size = w.size;
         }
@@ -479,6 +480,40 @@ void BM_SemaCollide(benchmark::State& state) {
   });
 }
 
+// preempt_latency/procs:1 — n times, a goroutine records when it starts
+// running and then spins on an atomic load with no call in its loop, so
+// only asynchronous preemption can stop it; main, queued behind it
+// (yield), runs again only once the spinner is preempted. One latency is
+// main's wake time - (the spinner's start + the 10 ms slice): from the
+// slice expiring to the waiting goroutine running. The time reported is
+// the median of the n latencies (ops = 1, size = n), as on the Go side.
+void BM_PreemptLatency(benchmark::State& state) {
+  const std::int64_t n = scaled(50);
+  constexpr double kSliceNS = 10e6;  // Go's forcePreemptNS, goro's slice
+  measure(state, 1, [n] {
+    std::vector<double> lat;
+    auto base = Clock::now();
+    for (std::int64_t i = 0; i < n; i++) {
+      std::atomic<double> start{0};
+      std::atomic<bool> stop{false};
+      goro::WaitGroup wg;
+      wg.add(1);
+      goro::go([&] {
+        start.store(since_ns(base) + 1);
+        while (!stop.load(std::memory_order_relaxed)) {
+        }
+        wg.done();
+      });
+      while (start.load() == 0) goro::yield();
+      double woke = since_ns(base) + 1;
+      stop.store(true);
+      wg.wait();
+      lat.push_back(woke - start.load() - kSliceNS);
+    }
+    return Work{median(lat), 1, n};
+  });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -498,6 +533,7 @@ int main(int argc, char** argv) {
   reg("skynet_chan/procs:2", BM_SkynetChan);
   reg("mutex_contended/procs:2", BM_MutexContended);
   reg("select4/procs:1", BM_Select4);
+  reg("preempt_latency/procs:1", BM_PreemptLatency);
   reg("syscall_bare/procs:1", BM_SyscallBare);
   reg("syscall_fastpath/procs:1", BM_SyscallFastpath);
   reg("sema_collide", BM_SemaCollide)->ArgName("waiters")->Arg(0)->Arg(1000)->Arg(10000)->Arg(20000);

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -385,6 +386,75 @@ TEST(AsyncPreempt, BlockedSignalMaskFallsBackUntilUnblocked) {
         });
       },
       o);
+}
+
+// A program that blocks the preemption signal before run (to take its
+// signals on a thread of its own, say) still gets preemption: every M
+// unblocks it (minitSignalMask), and run's caller gets its mask back.
+TEST(AsyncPreempt, CallersBlockedSignalIsUnblockedOnMs) {
+  sigset_t set, old, after;
+  sigemptyset(&set);
+  sigaddset(&set, SIGURG);
+  pthread_sigmask(SIG_BLOCK, &set, &old);
+  Options o;
+  o.maxprocs = 1;
+  std::atomic<int> blocked_in_goroutine{-1};
+  run_checked(
+      [&] {
+        sigset_t cur;
+        pthread_sigmask(SIG_SETMASK, nullptr, &cur);
+        blocked_in_goroutine.store(sigismember(&cur, SIGURG));
+        stop_a_spinner();
+      },
+      o);
+  pthread_sigmask(SIG_SETMASK, nullptr, &after);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  EXPECT_EQ(blocked_in_goroutine.load(), 0);
+  EXPECT_EQ(sigismember(&after, SIGURG), 1) << "run did not give its caller its signal mask back";
+}
+
+class PreemptSignalDeathTest : public ::testing::Test {
+ protected:
+  void SetUp() override { GTEST_FLAG_SET(death_test_style, "threadsafe"); }
+};
+
+// In a goroutine, on one P: break preemption with broken(), then spin. The
+// goroutine cannot be preempted, so goro stops the program with a message
+// rather than let run's end wait for ever.
+template <class Broken>
+void spin_unpreemptible(Broken broken) {
+  Options o;
+  o.maxprocs = 1;
+  goro::run(
+      [&] {
+        std::atomic<bool> never{false};
+        goro::go([&] {
+          broken();
+          spin_until(never);
+        });
+        goro::yield();
+        std::_Exit(0);  // not reached: the spinner keeps the only P
+      },
+      o);
+}
+
+// A goroutine that keeps the preemption signal blocked past a second of an
+// overdue slice is a fatal error naming the signal, thread and goroutine.
+TEST_F(PreemptSignalDeathTest, GoroutineBlockingTheSignalIsFatal) {
+  EXPECT_DEATH(spin_unpreemptible([] {
+                 sigset_t set;
+                 sigemptyset(&set);
+                 sigaddset(&set, SIGURG);
+                 pthread_sigmask(SIG_BLOCK, &set, nullptr);
+               }),
+               "fatal error: the preemption signal \\(SIGURG\\) sent to thread [0-9]+, running goroutine [0-9]+, "
+               "has not been handled for [0-9]+ ms: the thread blocks it");
+}
+
+// Likewise a goroutine that replaces goro's handler for the signal.
+TEST_F(PreemptSignalDeathTest, ReplacingTheHandlerIsFatal) {
+  EXPECT_DEATH(spin_unpreemptible([] { signal(SIGURG, SIG_IGN); }),
+               "fatal error: the preemption signal \\(SIGURG\\) .* its handler was replaced");
 }
 
 // Unannounced blocking (issue 12's part 4): on one P, a goroutine calls a

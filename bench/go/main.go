@@ -44,6 +44,7 @@ var benchmarks = []benchmark{
 	{"sema_collide/waiters:1000", 1, semaCollideRun(1000)},
 	{"sema_collide/waiters:10000", 1, semaCollideRun(10000)},
 	{"sema_collide/waiters:20000", 1, semaCollideRun(20000)},
+	{"preempt_latency/procs:1", 1, preemptLatencyRun},
 }
 
 type result struct {

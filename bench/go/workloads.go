@@ -462,3 +462,39 @@ func syscallFastpathRun(scale float64) (time.Duration, int64, int64) {
 		return r
 	})
 }
+
+// forcePreempt is Go's time slice (runtime.forcePreemptNS), goro's too.
+const forcePreempt = 10 * time.Millisecond
+
+// preemptLatencyRun: GOMAXPROCS=1; n times, a goroutine records when it
+// starts running and then spins on an atomic load, with no call in its
+// loop, so only asynchronous preemption can stop it; main, queued behind
+// it (Gosched), runs again only once the spinner is preempted. One
+// latency is main's wake time - (the spinner's start + forcePreempt): from
+// the spinner's slice expiring to the waiting goroutine running. The time
+// returned is the median of the n latencies (ops = 1, size = n).
+func preemptLatencyRun(scale float64) (time.Duration, int64, int64) {
+	n := scaled(50, scale)
+	lat := make([]float64, 0, n)
+	base := time.Now()
+	for i := int64(0); i < n; i++ {
+		var start atomic.Int64
+		var stop atomic.Bool
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			start.Store(int64(time.Since(base)) + 1)
+			for !stop.Load() {
+			}
+			wg.Done()
+		}()
+		for start.Load() == 0 {
+			runtime.Gosched()
+		}
+		woke := int64(time.Since(base)) + 1
+		stop.Store(true)
+		wg.Wait()
+		lat = append(lat, float64(woke-start.Load()-int64(forcePreempt)))
+	}
+	return time.Duration(median(lat)), 1, n
+}

@@ -52,7 +52,8 @@ Gobuf* mexit() {
   return &mp->exitbuf;
 }
 
-// minit: per-thread set-up on a new M (signal stack, sanitizer fiber).
+// minit: per-thread set-up on a new M (signal stack and mask, sanitizer
+// fiber).
 void minit(M* mp) {
   G* g0 = mp->g0;
   setg(g0);
@@ -64,6 +65,7 @@ void minit(M* mp) {
   g0->sched.fiber = san::tsan_current_fiber();
   mp->exitbuf.fiber = g0->sched.fiber;
   mp->altstack = signal_altstack_install();
+  minitSignalMask(mp);
 }
 
 // mstart1: on g0, below the context saved in exitbuf. Records where mcall

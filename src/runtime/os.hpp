@@ -9,6 +9,8 @@
 
 namespace goro::runtime {
 
+struct M;
+
 // CLOCK_MONOTONIC in nanoseconds.
 std::int64_t nanotime();
 
@@ -50,5 +52,17 @@ void signal_altstack_remove(void* stack);
 // the handler that was there before.
 void signal_handlers_install(int sigpreempt);
 void signal_handlers_remove();
+// minitSignalMask: unblock the preemption signal on the calling thread, an
+// M's (Go's minitSignalMask, for the one signal goro needs): a thread
+// inherits its creator's mask, and a program that blocks signals in main
+// to take them on a thread of its own must still be preemptible. m0's
+// mask (run's caller's) is kept in M::sigmask and put back by
+// unminitSignalMask.
+void minitSignalMask(M* mp);
+void unminitSignalMask(M* mp);
+// Why a preemption signal sent to thread tid a while ago is still not
+// handled: nullptr if the thread does not block it and goro's handler is
+// still installed (the signal is on its way: the thread waits for a CPU).
+const char* preemptSignalStuck(std::int32_t tid);
 
 }  // namespace goro::runtime

@@ -38,8 +38,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string>
 
 #include "os.hpp"
+#include "panic.hpp"
 #include "proc.hpp"
 #include "san.hpp"
 
@@ -258,22 +260,74 @@ void preempt_init(bool on, int sig) {
   asyncPreemptOn = on;
 }
 
+namespace {
+
+// How long a slice may stay overdue, its preemption signal pending, before
+// preemptone asks the kernel why (a thread waiting for a CPU gets the
+// signal within a few scheduler periods), and how often it asks again.
+constexpr std::int64_t kSignalStuckNS = std::int64_t{1000} * 1000 * 1000;
+constexpr std::int64_t kSignalRecheckNS = std::int64_t{100} * 1000 * 1000;
+
+// mp's preemption signal is still pending, for the slice (tick) it was sent
+// for: if a second has passed and the thread blocks the signal, or goro's
+// handler is gone, that goroutine cannot be preempted (run's end and
+// maxprocs would wait for ever), so say so and stop, as Go throws. A slice
+// that ended meanwhile (the goroutine reached a scheduling point: the
+// cooperative fallback works) starts the clock again. (It reads mp->curg
+// racily, as schedtrace does: for the message only.)
+__attribute__((no_sanitize("thread"))) void checkPreemptSignal(M* mp, std::uint32_t tick) {
+  std::int64_t now = nanotime();
+  if (mp->signalTick.exchange(tick, std::memory_order_relaxed) != tick) {
+    mp->signalSent.store(now, std::memory_order_relaxed);
+    return;
+  }
+  std::int64_t sent = mp->signalSent.load(std::memory_order_relaxed);
+  if (now - sent < kSignalStuckNS || now - mp->signalChecked.load(std::memory_order_relaxed) < kSignalRecheckNS) return;
+  mp->signalChecked.store(now, std::memory_order_relaxed);
+  std::int32_t tid = mp->procid.load(std::memory_order_relaxed);
+  const char* why = preemptSignalStuck(tid);
+  if (why == nullptr || mp->signalPending.load(std::memory_order_acquire) == 0) return;
+  G* gp = mp->curg;
+  const char* abbrev = sigabbrev_np(sigPreempt);
+  std::string name = abbrev != nullptr ? std::string("SIG") + abbrev : "signal " + std::to_string(sigPreempt);
+  std::string msg = "the preemption signal (" + name + ") sent to thread " + std::to_string(tid) +
+                    (gp != nullptr ? ", running goroutine " + std::to_string(gp->goid) : std::string()) +
+                    ", has not been handled for " + std::to_string((now - sent) / 1000000) + " ms: " + why +
+                    ". goro preempts goroutines with it: leave it unblocked and handled by goro, choose another "
+                    "with Options::preempt_signal, or turn asynchronous preemption off (preempt_signal = -1 or "
+                    "GORO_DEBUG=asyncpreemptoff=1)";
+  detail::fatal(msg.c_str());
+}
+
+}  // namespace
+
 // preemptone: ask the goroutine running on pp to stop: at its next
 // preemption point (P::preempt) or, asynchronously, by signal.
 void preemptone(P* pp) {
   pp->preempt.store(true, std::memory_order_relaxed);
   if (!asyncPreemptOn) return;
   M* mp = pp->m.load(std::memory_order_acquire);
-  if (mp != nullptr) preemptM(mp);
+  if (mp == nullptr) return;
+  std::uint32_t tick = pp->schedtick.get();
+  if (preemptM(mp)) {
+    mp->signalTick.store(tick, std::memory_order_relaxed);
+  } else if (mp->signalPending.load(std::memory_order_acquire) != 0) {
+    checkPreemptSignal(mp, tick);
+  }
 }
 
 // preemptM: send mp the preemption signal, unless one is on its way (the
-// handler clears signalPending).
-void preemptM(M* mp) {
+// handler clears signalPending). True if this call sent it.
+bool preemptM(M* mp) {
   std::int32_t tid = mp->procid.load(std::memory_order_relaxed);
   std::uint32_t zero = 0;
-  if (tid == 0 || !mp->signalPending.compare_exchange_strong(zero, 1, std::memory_order_acq_rel)) return;
-  if (!signalM(tid, sigPreempt)) mp->signalPending.store(0, std::memory_order_release);
+  if (tid == 0 || !mp->signalPending.compare_exchange_strong(zero, 1, std::memory_order_acq_rel)) return false;
+  if (!signalM(tid, sigPreempt)) {
+    mp->signalPending.store(0, std::memory_order_release);
+    return false;
+  }
+  mp->signalSent.store(nanotime(), std::memory_order_relaxed);
+  return true;
 }
 
 // doSigPreempt: in the handler, on gp's thread, with the interrupted context.

@@ -309,7 +309,7 @@ extern int sigPreempt;       // the preemption signal (Options::preempt_signal)
 extern bool asyncPreemptOn;  // asynchronous preemption is on for this run
 void preempt_init(bool on, int sig);
 void preemptone(P* pp);
-void preemptM(M* mp);
+bool preemptM(M* mp);  // true if it sent the signal
 void doSigPreempt(G* gp, void* uctx);
 void lockOSThreadInt(G* gp, M* mp);
 void unlockOSThreadInt(G* gp, M* mp);

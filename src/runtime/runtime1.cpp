@@ -384,6 +384,7 @@ int GORO_DETAIL_SAN_ABI::runtime_run(EntryFn main_entry, void* main_closure, con
 
   // main returned and m0 left the scheduler.
   signal_altstack_remove(m0->altstack);
+  unminitSignalMask(m0);
   teardown();
   signal_handlers_remove();
   setg(nullptr);

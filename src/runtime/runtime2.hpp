@@ -5,6 +5,7 @@
 #pragma once
 
 #include <pthread.h>
+#include <signal.h>
 
 #include <array>
 #include <atomic>
@@ -176,6 +177,13 @@ struct M {
   // set by preemptM, cleared by the handler.
   std::atomic<std::uint32_t> signalPending{0};
   std::atomic<std::uint64_t> preemptSignals{0};  // preemption signals its thread handled
+  // When the pending signal was sent (or the slice it is pending for
+  // began to wait), for which P schedtick, and when preemptone last asked
+  // the kernel why it is still pending (checkPreemptSignal).
+  std::atomic<std::int64_t> signalSent{0};
+  std::atomic<std::uint32_t> signalTick{0};
+  std::atomic<std::int64_t> signalChecked{0};
+  sigset_t sigmask{};  // m0: run's caller's signal mask (minitSignalMask)
   // A blocking call nobody announced (sysmon found the thread's CPU clock
   // standing still while it held a P):
   //

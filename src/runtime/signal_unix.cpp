@@ -6,6 +6,7 @@
 // left it. Mirrors signal_unix.go (sigtrampgo, sighandler's stack-overflow
 // check, doSigPreempt's call site, sigfwd) and os_linux.go
 // (minitSignalStack).
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -14,6 +15,9 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 #include "os.hpp"
 #include "panic.hpp"
@@ -217,6 +221,43 @@ void signal_handlers_install(int sigpreempt) {
     preemptsig = sigpreempt;
   }
   installed = true;
+}
+
+void minitSignalMask(M* mp) {
+  if (preemptsig <= 0) return;
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, preemptsig);
+  pthread_sigmask(SIG_UNBLOCK, &set, mp->is_m0 ? &mp->sigmask : nullptr);
+}
+
+void unminitSignalMask(M* mp) {
+  if (preemptsig > 0 && mp->is_m0) pthread_sigmask(SIG_SETMASK, &mp->sigmask, nullptr);
+}
+
+// The kernel's view of thread tid: the SigBlk line of
+// /proc/self/task/TID/status, a hex mask with bit sig-1 for sig.
+const char* preemptSignalStuck(std::int32_t tid) {
+  struct sigaction cur {};
+  if (sigaction(preemptsig, nullptr, &cur) == 0 && cur.sa_sigaction != &sigpreempt_handler) {
+    return "its handler was replaced (a sigaction made while goro::run runs)";
+  }
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/task/%d/status", static_cast<int>(tid));
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return nullptr;
+  char buf[4096];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return nullptr;
+  buf[n] = 0;
+  const char* line = std::strstr(buf, "\nSigBlk:");
+  if (line == nullptr) return nullptr;
+  unsigned long long mask = std::strtoull(line + 8, nullptr, 16);
+  if (preemptsig <= 64 && (mask >> (preemptsig - 1) & 1) != 0) {
+    return "the thread blocks it (pthread_sigmask or sigprocmask in a goroutine)";
+  }
+  return nullptr;
 }
 
 void signal_handlers_remove() {

@@ -29,6 +29,9 @@ bool computed(std::int64_t ran, std::int64_t wall) { return ran > kComputingNS &
 // How long a thread holding a P must stand still (its CPU clock) for
 // sysmon to hand its P off as if it had announced a system call.
 constexpr std::int64_t kBlockedNS = std::int64_t{10} * 1000 * 1000;
+// How long past a slice's end sysmon wakes to look at it (a futex sleep
+// may end a little early).
+constexpr std::int64_t kDeadlineSlack = 50 * 1000;
 
 }  // namespace
 
@@ -63,13 +66,27 @@ void incidlelocked(std::int32_t v) {
   if (v > 0) checkdead();
 }
 
+// The CPU clock of the thread running pp, read at now: the base the tick
+// at the slice's end measures computing from (retake).
+void notecputime(P* pp, std::int64_t now) {
+  auto& pd = pp->sysmontick;
+  M* mp = pp->m.load(std::memory_order_acquire);
+  pd.cpum = mp;
+  pd.cputime = mp != nullptr ? cputime(mp->cpuclock.load(std::memory_order_relaxed)) : -1;
+  pd.cpuwhen = now;
+}
+
 // retake: hand off Ps that have sat in a system call, ask goroutines that
 // have run for a whole forcePreemptNS slice to yield, and wake an M to
 // steal what waits behind them. Returns the number of Ps retaken; overdue
 // says a slice is over and its goroutine still runs (the signal found no
-// safe point yet, or none was sent).
-std::uint32_t retake(std::int64_t now, bool& overdue) {
+// safe point yet, or none was sent); deadline is the earliest end of a
+// slice still running (0: none), which sysmon wakes for.
+std::uint32_t retake(std::int64_t now, bool& overdue, std::int64_t& deadline) {
   std::uint32_t n = 0;
+  auto due = [&](std::int64_t when) {
+    if (deadline == 0 || when < deadline) deadline = when;
+  };
   for (P* pp : allp) {
     auto& pd = pp->sysmontick;
     std::uint32_t s = pp->status.load(std::memory_order_acquire);
@@ -80,7 +97,17 @@ std::uint32_t retake(std::int64_t now, bool& overdue) {
       if (pd.schedtick != t) {
         pd.schedtick = t;
         pd.schedwhen = now;
-      } else if (pd.schedwhen + forcePreemptNS <= now) {
+        if (s == _Prunning) due(now + forcePreemptNS);
+      } else if (pd.schedwhen + forcePreemptNS > now) {
+        if (s == _Prunning) {
+          due(pd.schedwhen + forcePreemptNS);
+          // A slice that outlived a sysmon tick: its thread's CPU clock
+          // now, so that the tick at its end can tell a computing thread
+          // (signal it) from a blocked one at once. (Short slices, the
+          // common case, cost no clock read.)
+          if (pd.cpum != pp->m.load(std::memory_order_relaxed) || pd.cpuwhen < pd.schedwhen) notecputime(pp, now);
+        }
+      } else {
         pp->preempt.store(true, std::memory_order_relaxed);
         if (s == _Prunning) {
           overdue = true;
@@ -210,7 +237,8 @@ void* sysmon(void*) {
   std::int64_t lasttrace = 0;
   int idle = 0;  // how many cycles in succession we had not woken somebody
   std::int64_t delay = 0;
-  bool overdue = false;  // a slice is over and its goroutine still runs
+  bool overdue = false;       // a slice is over and its goroutine still runs
+  std::int64_t deadline = 0;  // when the next running slice ends (0: none)
   for (;;) {
     if (idle == 0) {
       delay = 20;  // start with 20us sleep...
@@ -224,7 +252,14 @@ void* sysmon(void*) {
     // A preemption the signal could not make (the goroutine was at an
     // unsafe point: in libc, say) is tried again within a millisecond.
     if (overdue && delay > 1000) delay = 1000;
-    sysmonsleep(delay * 1000);
+    // The next slice to end is looked at when it ends, not up to a tick
+    // later (beyond Go, whose slices run 10 to 20 ms).
+    std::int64_t sleep = delay * 1000;
+    if (deadline != 0) {
+      std::int64_t until = deadline - nanotime() + kDeadlineSlack;
+      if (until < sleep) sleep = until < 20000 ? 20000 : until;
+    }
+    sysmonsleep(sleep);
     if (sched.exiting.load(std::memory_order_acquire)) break;
     std::int64_t now = nanotime();
     sched.coarsenow.store(now, std::memory_order_relaxed);
@@ -252,6 +287,7 @@ void* sysmon(void*) {
           }
           idle = 0;
           delay = 20;
+          deadline = 0;
         }
       }
       sched.lock.unlock();
@@ -265,7 +301,8 @@ void* sysmon(void*) {
     if (next != 0 && next < now - std::int64_t{1000} * 1000 && !sched.polling.load()) wakep();
     if (sched.nunannounced.load(std::memory_order_relaxed) > 0) watchUnannounced(now);
     overdue = false;
-    if (retake(now, overdue) != 0) {
+    deadline = 0;
+    if (retake(now, overdue, deadline) != 0) {
       idle = 0;
     } else {
       idle++;
