@@ -526,6 +526,52 @@ TEST(UnannouncedBlocking, OthersRunWhileAPlainReadBlocks) {
   EXPECT_NE(err.find("read"), std::string::npos) << err;
 }
 
+// run returns while a goroutine blocks in a plain ::read whose P sysmon
+// handed off: its thread is abandoned, as one in goro::syscall is. When the
+// read returns, its code runs on to its next call into goro (yield), where
+// the thread leaves: nothing after that point runs. The next run works as
+// usual.
+TEST(UnannouncedBlocking, RunReturnsWhileAPlainReadBlocks) {
+  if (runtime::san::kAsan || runtime::san::kTsan) {
+    GTEST_SKIP() << "no unannounced-blocking handoff under a sanitizer: it would run instrumented runtime code in a "
+                    "signal handler the sanitizer does not know about (issue 12 tracks it)";
+  }
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  static std::atomic<bool> returned{false}, ran_on{false};
+  returned = false;
+  ran_on = false;
+  Options o;
+  o.maxprocs = 1;
+  goro::run(
+      [&] {
+        std::uint64_t before = goro::debug::stats().unannounced_blocks;
+        goro::go([fd = fds[0]] {
+          char c;
+          (void)::read(fd, &c, 1);
+          returned.store(true);
+          goro::yield();
+          ran_on.store(true);
+        });
+        // Until sysmon has handed the reader's P off (main runs only then).
+        auto until = std::chrono::steady_clock::now() + 10s;
+        while (goro::debug::stats().unannounced_blocks == before && std::chrono::steady_clock::now() < until) {
+          goro::yield();
+        }
+        EXPECT_GT(goro::debug::stats().unannounced_blocks, before) << "the plain read's P was never handed off";
+      },
+      o);
+  ASSERT_EQ(::write(fds[1], "x", 1), 1);
+  auto until = std::chrono::steady_clock::now() + 10s;
+  while (!returned.load() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+  EXPECT_TRUE(returned.load()) << "the abandoned reader never came back from its read";
+  std::this_thread::sleep_for(50ms);
+  EXPECT_FALSE(ran_on.load()) << "an abandoned goroutine ran past its next call into goro";
+  run_checked([] { stop_a_spinner(); }, o);
+  close(fds[0]);
+  close(fds[1]);
+}
+
 // A goroutine that computes is never taken for blocked: its CPU clock
 // moves (on a loaded machine, a twentieth of the time is enough).
 TEST(UnannouncedBlocking, ComputingIsNotBlocking) {

@@ -135,8 +135,8 @@ static_assert(std::is_standard_layout_v<ThreadWaiter>, "ThreadWaiter::of needs o
 
 G* current_waiter() {
   if (G* gp = getg()) {
-    if (unannouncedReturn(gp)) exitsyscallUnannounced();
-    if (readgstatus(gp) == _Gsyscall) syscall_block_fatal();
+    if (readgstatus(gp) == _Gsyscall) [[unlikely]]
+      syscallReturnOrFatal(gp);
     return gp;
   }
   foreign_register();

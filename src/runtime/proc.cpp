@@ -113,23 +113,36 @@ Gobuf* mcall_on_g0(G* gp) {
 
 }  // namespace
 
+namespace {
+
+// mcall's rare cases; returns gp's M.
+//  - Back from a blocking call nobody announced: take a P first (which may
+//    move gp to another M).
+//  - A scheduling point of gp's own ends the wiring of an asynchronous
+//    preemption (asyncPreempt_m wires it again for the next one), unless
+//    asyncPreempt2 is taking a P back for it (keepPin).
+M* mcallSlow(G* gp, M* mp) {
+  if (mp->unannounced.load(std::memory_order_relaxed) == M::kBlocked && gp != mp->g0) {
+    exitsyscallUnannounced();
+    mp = gp->m;
+  }
+  if (mp->lockedInt != 0 && !mp->keepPin) unlockOSThreadInt(gp, mp);
+  return mp;
+}
+
+}  // namespace
+
 // mcall(fn): leave the current goroutine for g0 and run fn(gp) there. fn
 // returns the context to switch to. Returns when gp is resumed, possibly on
 // another M.
 void mcall(McallFn fn, bool dying) {
   G* gp = getg();
-  // Back from a blocking call nobody announced: take a P first (which may
-  // move gp to another M: read the M after).
-  if (unannouncedReturn(gp) && gp != gp->m->g0) [[unlikely]]
-    exitsyscallUnannounced();
   M* mp = gp->m;
+  // Both rare, so one test on the way: see mcallSlow.
+  if (mp->lockedInt != 0 || mp->unannounced.load(std::memory_order_relaxed) == M::kBlocked) [[unlikely]]
+    mp = mcallSlow(gp, mp);
   G* g0 = g0_of(mp);
   if (gp == g0) detail::fatal("mcall called on g0 (a goroutine operation from a runtime callback)");
-  // A scheduling point of gp's own ends the wiring of an asynchronous
-  // preemption (asyncPreempt_m wires it again for the next one), unless
-  // asyncPreempt2 is taking a P back for it (keepPin).
-  if (mp->lockedInt != 0 && !mp->keepPin) [[unlikely]]
-    unlockOSThreadInt(gp, mp);
   mp->mcallfn = fn;
   ehswitch(mp->eh, &gp->eh, &g0->eh);
   san::start_switch(dying ? nullptr : &gp->asan_fake_stack, g0->stack.lo, g0->stack.hi - g0->stack.lo);
@@ -686,8 +699,8 @@ void RandomOrder::reset(std::uint32_t n) {
 
 void gopark(bool (*unlockf)(G*, void*), void* lock, WaitReason reason) {
   G* gp = getg();
-  if (unannouncedReturn(gp)) exitsyscallUnannounced();
-  if (readgstatus(gp) == _Gsyscall) syscall_block_fatal();
+  if (readgstatus(gp) == _Gsyscall) [[unlikely]]
+    syscallReturnOrFatal(gp);
   M* mp = gp->m;
   mp->waitlock = lock;
   mp->waitunlockf = unlockf;
@@ -811,12 +824,16 @@ void newproc_abort(NewProc np) noexcept {
 
 void yield() {
   G* gp = getg();
-  if (unannouncedReturn(gp)) exitsyscallUnannounced();
-  // A plain thread, or a syscall body (which owns its thread, not a P).
-  if (gp == nullptr || readgstatus(gp) == _Gsyscall) {
-    foreign_use();
-    sched_yield();
-    return;
+  // A plain thread, or a syscall body (which owns its thread, not a P);
+  // or a goroutine back from a blocking call nobody announced, which
+  // takes a P back first.
+  if (gp == nullptr || readgstatus(gp) == _Gsyscall) [[unlikely]] {
+    if (!unannouncedReturn(gp)) {
+      foreign_use();
+      sched_yield();
+      return;
+    }
+    exitsyscallUnannounced();
   }
   mcall(&gosched_m);
 }

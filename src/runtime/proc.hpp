@@ -291,6 +291,9 @@ void exitsyscallUnannounced();
 inline bool unannouncedReturn(G* gp) {
   return gp != nullptr && gp->m->unannounced.load(std::memory_order_relaxed) == M::kBlocked;
 }
+// A goroutine found _Gsyscall where it must not block: back from a blocking
+// call nobody announced (take a P back), else inside goro::syscall (fatal).
+void syscallReturnOrFatal(G* gp);
 void handoffp(P* pp);
 void insyscall(M* mp);
 

@@ -189,6 +189,7 @@ void schedinit(int procs, std::int32_t maxthreads) {
   sched.worldsema.store(1);
   sched.deadlockDeferred.store(false);
   sched.deadlockSince = 0;
+  sched.nunannounced.store(0);
   std::uint32_t gen = sched.rungen.load() + 1;
   if (gen == 0) gen = 1;  // 0 is "no run" to the counters' users
   sched.rungen.store(gen);

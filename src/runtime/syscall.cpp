@@ -189,8 +189,17 @@ void entersyscallUnannounced(G* gp, M* mp, const std::uintptr_t* pcs, int npcs) 
 void exitsyscallUnannounced() {
   M* mp = getg()->m;
   mp->unannounced.store(M::kNotBlocked, std::memory_order_relaxed);
-  sched.nunannounced.fetch_sub(1, std::memory_order_relaxed);
+  // An M the run's end abandoned is off the books (schedinit zeroes the
+  // count for the next run): exitsyscall only lets its thread leave.
+  if (mp->insyscall.load(std::memory_order_acquire) == M::kInSyscall) {
+    sched.nunannounced.fetch_sub(1, std::memory_order_relaxed);
+  }
   detail::exitsyscall();
+}
+
+void syscallReturnOrFatal(G* gp) {
+  if (!unannouncedReturn(gp)) syscall_block_fatal();
+  exitsyscallUnannounced();
 }
 
 void syscall_block_fatal() {
