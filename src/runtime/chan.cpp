@@ -133,10 +133,19 @@ static_assert(std::is_standard_layout_v<ThreadWaiter>, "ThreadWaiter::of needs o
 
 }  // namespace
 
+namespace {
+
+[[gnu::noinline]] G* current_waiter_syscall(G* gp) {
+  syscallReturnOrFatal(gp);
+  return gp;
+}
+
+}  // namespace
+
 G* current_waiter() {
   if (G* gp = getg()) {
     if (readgstatus(gp) == _Gsyscall) [[unlikely]]
-      syscallReturnOrFatal(gp);
+      return current_waiter_syscall(gp);
     return gp;
   }
   foreign_register();

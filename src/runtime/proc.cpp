@@ -115,19 +115,35 @@ Gobuf* mcall_on_g0(G* gp) {
 
 namespace {
 
-// mcall's rare cases; returns gp's M.
+// mcall's switch to g0, for gp on mp.
+[[gnu::always_inline]] inline void mcallSwitch(G* gp, M* mp, McallFn fn, bool dying) {
+  G* g0 = g0_of(mp);
+  if (gp == g0) detail::fatal("mcall called on g0 (a goroutine operation from a runtime callback)");
+  mp->mcallfn = fn;
+  ehswitch(mp->eh, &gp->eh, &g0->eh);
+  san::start_switch(dying ? nullptr : &gp->asan_fake_stack, g0->stack.lo, g0->stack.hi - g0->stack.lo);
+  san::tsan_switch_to(g0->sched.fiber);
+  setg(g0);
+  goro_mcall(&gp->sched, &g0->sched, &mcall_on_g0, gp);
+  san::finish_switch(gp->asan_fake_stack);
+}
+
+// mcall's rare cases, out of line so that mcall itself stays a leaf that
+// saves no register:
 //  - Back from a blocking call nobody announced: take a P first (which may
 //    move gp to another M).
 //  - A scheduling point of gp's own ends the wiring of an asynchronous
 //    preemption (asyncPreempt_m wires it again for the next one), unless
 //    asyncPreempt2 is taking a P back for it (keepPin).
-M* mcallSlow(G* gp, M* mp) {
+[[gnu::noinline]] void mcallSlow(McallFn fn, bool dying) {
+  G* gp = getg();
+  M* mp = gp->m;
   if (mp->unannounced.load(std::memory_order_relaxed) == M::kBlocked && gp != mp->g0) {
     exitsyscallUnannounced();
     mp = gp->m;
   }
   if (mp->lockedInt != 0 && !mp->keepPin) unlockOSThreadInt(gp, mp);
-  return mp;
+  mcallSwitch(gp, mp, fn, dying);
 }
 
 }  // namespace
@@ -138,18 +154,12 @@ M* mcallSlow(G* gp, M* mp) {
 void mcall(McallFn fn, bool dying) {
   G* gp = getg();
   M* mp = gp->m;
-  // Both rare, so one test on the way: see mcallSlow.
-  if (mp->lockedInt != 0 || mp->unannounced.load(std::memory_order_relaxed) == M::kBlocked) [[unlikely]]
-    mp = mcallSlow(gp, mp);
-  G* g0 = g0_of(mp);
-  if (gp == g0) detail::fatal("mcall called on g0 (a goroutine operation from a runtime callback)");
-  mp->mcallfn = fn;
-  ehswitch(mp->eh, &gp->eh, &g0->eh);
-  san::start_switch(dying ? nullptr : &gp->asan_fake_stack, g0->stack.lo, g0->stack.hi - g0->stack.lo);
-  san::tsan_switch_to(g0->sched.fiber);
-  setg(g0);
-  goro_mcall(&gp->sched, &g0->sched, &mcall_on_g0, gp);
-  san::finish_switch(gp->asan_fake_stack);
+  // Both rare, so one test on the way.
+  if (mp->lockedInt != 0 || mp->unannounced.load(std::memory_order_relaxed) == M::kBlocked) [[unlikely]] {
+    mcallSlow(fn, dying);
+    return;
+  }
+  mcallSwitch(gp, mp, fn, dying);
 }
 
 namespace {
@@ -697,10 +707,23 @@ void RandomOrder::reset(std::uint32_t n) {
   }
 }
 
+namespace {
+
+// gopark's rare case, out of line (gopark stays a leaf): back from a
+// blocking call nobody announced, take a P, then park.
+[[gnu::noinline]] void goparkFromSyscall(bool (*unlockf)(G*, void*), void* lock, WaitReason reason) {
+  syscallReturnOrFatal(getg());
+  gopark(unlockf, lock, reason);
+}
+
+}  // namespace
+
 void gopark(bool (*unlockf)(G*, void*), void* lock, WaitReason reason) {
   G* gp = getg();
-  if (readgstatus(gp) == _Gsyscall) [[unlikely]]
-    syscallReturnOrFatal(gp);
+  if (readgstatus(gp) == _Gsyscall) [[unlikely]] {
+    goparkFromSyscall(unlockf, lock, reason);
+    return;
+  }
   M* mp = gp->m;
   mp->waitlock = lock;
   mp->waitunlockf = unlockf;
