@@ -4,6 +4,7 @@
 
 #include <goro/chan.hpp>
 #include <goro/debug.hpp>
+#include <goro/poll.hpp>
 #include <goro/runtime.hpp>
 #include <goro/select.hpp>
 #include <goro/sync.hpp>

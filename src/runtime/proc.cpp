@@ -15,13 +15,16 @@
 
 #include <sched.h>
 
+#include <algorithm>
 #include <exception>
+#include <limits>
 #include <numeric>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "foreign.hpp"
+#include "netpoll.hpp"
 #include "panic.hpp"
 #include "san.hpp"
 #include "stack.hpp"
@@ -332,36 +335,88 @@ G* stealWork(P* pp, std::int64_t& now, std::int64_t& pollUntil, bool& newWork) {
   return nullptr;
 }
 
-// pollBreak: wake the M sleeping until the next timer (Go's netpollBreak).
-// Sticky: a break stays until the next poller starts (pollTimers), so one
-// that lands after a sleep ended, or before the next began, still counts.
+}  // namespace
+
+// pollBreak: wake the M sleeping until the next timer (Go's netpollBreak):
+// in netpoll once the netpoller is in use, else on a futex. Sticky: a
+// break stays until the next poller starts (pollTimers), so one that lands
+// after a sleep ended, or before the next began, still counts.
 void pollBreak() {
+  if (netpollinited()) netpollBreak();
   if (sched.pollWake.exchange(1, std::memory_order_seq_cst) == 0) futexwakeup(&sched.pollWake, 1);
 }
 
-// Sleep, holding no P, until the earliest timer (pollUntil) or a
-// pollBreak; then take an idle P if there is one. Only one M at a time
-// (sched.polling, just won by the caller) sleeps here: Go's M blocked in
-// netpoll(delay). The breaks so far are consumed first, and the timers
-// read again after that: a timer added before the clear is seen here, and
-// one added after it breaks the sleep (both sides seq_cst: timer0When,
-// pollWake).
-P* pollTimers(M* mp, std::int64_t pollUntil) {
+// injectglist: make the goroutines of list (_Gwaiting, readied by netpoll)
+// runnable. With no P, all go to the global queue and an M is started for
+// each idle P, up to their number; otherwise as many as there are idle Ps
+// go to the global queue, with an M started for each such P, and the rest
+// to this P's ring (this M runs them). Mirrors Go's injectglist.
+void injectglist(GList& list) {
+  if (list.empty()) return;
+  std::int32_t n = 0;
+  for (G* gp = list.head; gp != nullptr; gp = gp->schedlink) {
+    casgstatus(gp, _Gwaiting, _Grunnable);
+    n++;
+  }
+  auto startIdle = [](std::int32_t k) {
+    for (; k > 0 && sched.npidle.load(std::memory_order_seq_cst) != 0; k--) startm(nullptr, false);
+  };
+  G* me = getg();
+  P* pp = me != nullptr ? me->m->p : nullptr;
+  std::int32_t global = pp == nullptr ? n : std::min(n, sched.npidle.load(std::memory_order_seq_cst));
+  if (global > 0) {
+    LockGuard l(sched.lock);
+    for (std::int32_t i = 0; i < global; i++) globrunqput(list.pop());
+  }
+  startIdle(global);
+  while (G* gp = list.pop()) runqput(pp, gp, false);
+}
+
+namespace {
+
+// Sleep, holding no P, until the earliest timer (pollUntil; 0: none) or
+// a pollBreak, and, once the netpoller is in use, until a descriptor a
+// goroutine waits on is ready (ready gets those goroutines); then take an
+// idle P if there is one. Only one M at a time (sched.polling, just won by
+// the caller) sleeps here: Go's M blocked in netpoll(delay). The breaks so
+// far are consumed first, and the timers read again after that: a timer
+// added before the clear is seen here, and one added after it breaks the
+// sleep (both sides seq_cst: timer0When, pollWake; the eventfd is sticky).
+// Goroutines made ready with no P to run them go to the global queue.
+P* pollTimers(M* mp, std::int64_t pollUntil, GList& ready) {
   sched.pollWake.store(0, std::memory_order_seq_cst);
+  bool net = netpollinited();
   std::int64_t next = timeSleepUntil();
-  if (next != 0 && next < pollUntil) pollUntil = next;
-  sched.pollUntil.store(pollUntil, std::memory_order_seq_cst);
-  std::int64_t delay = pollUntil - nanotime();
-  if (delay > 0 && !sched.exiting.load(std::memory_order_seq_cst)) {
-    setMstatus(mp, _Mrunning, _Mpolling);
-    futexsleep(&sched.pollWake, 0, delay);
-    setMstatus(mp, _Mpolling, _Mrunning);
+  if (next != 0 && (pollUntil == 0 || next < pollUntil)) pollUntil = next;
+  // A sleep with no end is one that any new timer must break.
+  sched.pollUntil.store(pollUntil != 0 ? pollUntil : std::numeric_limits<std::int64_t>::max(),
+                        std::memory_order_seq_cst);
+  std::int64_t delay = -1;
+  if (pollUntil != 0) {
+    delay = pollUntil - nanotime();
+    if (delay < 0) delay = 0;
+  }
+  if (!sched.exiting.load(std::memory_order_seq_cst)) {
+    if (net) {
+      if (delay != 0) setMstatus(mp, _Mrunning, _Mpolling);
+      ready = netpoll(delay);
+      if (delay != 0) setMstatus(mp, _Mpolling, _Mrunning);
+      sched.lastpoll.store(nanotime(), std::memory_order_relaxed);
+    } else if (delay > 0) {
+      setMstatus(mp, _Mrunning, _Mpolling);
+      futexsleep(&sched.pollWake, 0, delay);
+      setMstatus(mp, _Mpolling, _Mrunning);
+    }
   }
   sched.pollUntil.store(0, std::memory_order_seq_cst);
   sched.polling.store(false, std::memory_order_seq_cst);
-  LockGuard l(sched.lock);
-  if (sched.gcwaiting.load(std::memory_order_relaxed)) return nullptr;
-  return pidleget();
+  P* pp = nullptr;
+  {
+    LockGuard l(sched.lock);
+    if (!sched.gcwaiting.load(std::memory_order_relaxed)) pp = pidleget();
+  }
+  if (pp == nullptr && !ready.empty()) injectglist(ready);
+  return pp;
 }
 
 // findRunnable: find a runnable goroutine, blocking (stopm) until one
@@ -418,7 +473,17 @@ top:
     if (gp != nullptr) return gp;
   }
 
-  // (The netpoller is polled here: a later issue.)
+  // Poll the network without blocking, if no M is blocked polling it (Go:
+  // an optimization before stealing): the first goroutine it readies runs
+  // here, the others go to the queues.
+  if (netpollinited() && netpollAnyWaiters() && !sched.polling.load(std::memory_order_relaxed)) {
+    GList ready = netpoll(0);
+    if (G* gp = ready.pop()) {
+      injectglist(ready);
+      casgstatus(gp, _Gwaiting, _Grunnable);
+      return gp;
+    }
+  }
 
   // Spinning Ms: steal work from other Ps. Limit the number of spinning Ms
   // to half the number of busy Ps: on a machine with few busy Ps, many
@@ -474,20 +539,27 @@ top:
     }
   }
 
-  // Sleep until the earliest timer of any P (Go's checkTimersNoP and
-  // netpoll(delay)): one M at a time does; the others make sure its sleep
-  // ends no later than their own deadline.
+  // Sleep until the earliest timer of any P, or a descriptor a goroutine
+  // waits on is ready (Go's checkTimersNoP and netpoll(delay)): one M at a
+  // time does; the others make sure its sleep ends no later than their own
+  // deadline.
   std::int64_t next = timeSleepUntil();
   if (next != 0 && (pollUntil == 0 || next < pollUntil)) pollUntil = next;
-  if (pollUntil != 0) {
+  if (pollUntil != 0 || (netpollinited() && netpollAnyWaiters())) {
     if (!sched.polling.exchange(true, std::memory_order_seq_cst)) {
-      if (P* p2 = pollTimers(mp, pollUntil)) {
+      GList ready;
+      if (P* p2 = pollTimers(mp, pollUntil, ready)) {
         acquirep(p2);
+        if (G* gp = ready.pop()) {
+          injectglist(ready);
+          casgstatus(gp, _Gwaiting, _Grunnable);
+          return gp;
+        }
         goto top;
       }
     } else {
       std::int64_t pu = sched.pollUntil.load(std::memory_order_seq_cst);
-      if (pu == 0 || pu > pollUntil) pollBreak();
+      if (pollUntil != 0 && (pu == 0 || pu > pollUntil)) pollBreak();
     }
   }
   stopm();

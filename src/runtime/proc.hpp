@@ -241,6 +241,9 @@ void mcall(McallFn fn, bool dying = false);
 void acquirep(P* pp);
 P* releasep();
 void globrunqput(G* gp);
+void injectglist(GList& list);
+// Wake the M asleep until the next timer or blocked in netpoll.
+void pollBreak();
 void gostart(G* gp, std::uintptr_t top);
 Gobuf* execute(G* gp, bool inheritTime);
 Gobuf* schedule();

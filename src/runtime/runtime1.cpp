@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "foreign.hpp"
+#include "netpoll.hpp"
 #include "panic.hpp"
 #include "san.hpp"
 #include "stack.hpp"
@@ -190,6 +191,7 @@ void schedinit(int procs, std::int32_t maxthreads) {
   sched.deadlockDeferred.store(false);
   sched.deadlockSince = 0;
   sched.nunannounced.store(0);
+  sched.lastpoll.store(nanotime());
   std::uint32_t gen = sched.rungen.load() + 1;
   if (gen == 0) gen = 1;  // 0 is "no run" to the counters' users
   sched.rungen.store(gen);
@@ -290,6 +292,9 @@ void teardown() {
     // the M's note before any of them is freed.
     foreign_wait_wakers();
     sudogfreeall();
+    // Goroutines parked on descriptors are taken out of their PollDescs
+    // before they are freed (an event in a later run finds no one).
+    netpollTeardown();
     // Timers go before the Gs whose sleep timers their heaps may hold.
     for (std::size_t i = 0; i < allp.created(); i++) timersDestroy(allp.slot(i)->timers);
     // A goroutine left in a system call is its thread's to free (but its

@@ -379,6 +379,9 @@ struct Sched {
   std::atomic<bool> polling{false};
   std::atomic<std::int64_t> pollUntil{0};
   std::atomic<std::uint32_t> pollWake{0};
+  // When the network was last polled by the M that sleeps or by sysmon:
+  // sysmon polls it when nobody has for 10 ms.
+  std::atomic<std::int64_t> lastpoll{0};
 
   // sysmon: sleeps on sysmonnote while every P is idle (sysmonwait, under
   // lock); pidleget wakes it.

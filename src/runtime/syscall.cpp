@@ -7,6 +7,7 @@
 // the M of a goroutine still in a call is abandoned (M::insyscall) and
 // never runs goroutine code again. Mirrors proc.go's entersyscall family.
 
+#include "netpoll.hpp"
 #include "panic.hpp"
 #include "proc.hpp"
 #include "san.hpp"
@@ -50,10 +51,12 @@ void handoffp(P* pp) {
     startm(pp, false);
     return;
   }
-  // The last running P, with timers pending and nobody sleeping until
-  // them: an M must (Go: "nobody is polling network").
+  // The last running P, with timers pending or goroutines waiting on
+  // descriptors, and nobody sleeping until them: an M must (Go: "nobody
+  // is polling network").
   if (sched.npidle.load() == gomaxprocs.load(std::memory_order_relaxed) - 1 &&
-      !sched.polling.load(std::memory_order_seq_cst) && timeSleepUntil() != 0) {
+      !sched.polling.load(std::memory_order_seq_cst) &&
+      (timeSleepUntil() != 0 || (netpollinited() && netpollAnyWaiters()))) {
     sched.lock.unlock();
     startm(pp, false);
     return;

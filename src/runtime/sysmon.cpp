@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <string>
 
+#include "netpoll.hpp"
 #include "panic.hpp"
 #include "proc.hpp"
 #include "san.hpp"
@@ -32,6 +33,8 @@ constexpr std::int64_t kBlockedNS = std::int64_t{10} * 1000 * 1000;
 // How long past a slice's end sysmon wakes to look at it (a futex sleep
 // may end a little early).
 constexpr std::int64_t kDeadlineSlack = 50 * 1000;
+// How long the network may go unpolled before sysmon polls it.
+constexpr std::int64_t kNetpollNS = std::int64_t{10} * 1000 * 1000;
 
 }  // namespace
 
@@ -299,6 +302,21 @@ void* sysmon(void*) {
     // with long goroutines, or asleep): start a spinning M to run it.
     std::int64_t next = timeSleepUntil();
     if (next != 0 && next < now - std::int64_t{1000} * 1000 && !sched.polling.load()) wakep();
+    // Poll the network if nobody has for 10 ms (Go's sysmon): goroutines
+    // whose descriptors are ready while every M is busy still get to run.
+    if (netpollinited() && netpollAnyWaiters() && !sched.polling.load(std::memory_order_seq_cst) &&
+        sched.lastpoll.load(std::memory_order_relaxed) + kNetpollNS < now) {
+      sched.lastpoll.store(now, std::memory_order_relaxed);
+      GList ready = netpoll(0);
+      if (!ready.empty()) {
+        // Pretend one more M runs until the goroutines are queued and Ms
+        // started for them: an M going idle meanwhile must not find
+        // nothing to run and nobody running, and report a deadlock.
+        incidlelocked(-1);
+        injectglist(ready);
+        incidlelocked(1);
+      }
+    }
     if (sched.nunannounced.load(std::memory_order_relaxed) > 0) watchUnannounced(now);
     overdue = false;
     deadline = 0;
