@@ -2,7 +2,10 @@
 // wait protocol of a PollDesc's rg/wg slots (netpollblock/netpollunblock,
 // drawn in netpoll.hpp), deadlines on the runtime's timers, and
 // wait_readable/wait_writable for descriptors a program brings.
-// Invariants: a slot goes pdWait -> G only in netpollblockcommit, on g0,
+// Invariants: the slots and the error state (PollDesc::info) are seq_cst:
+// a waiter sets its slot and then reads the state, an unblocker sets the
+// state and then reads the slot, and one of them must see the other (a
+// store-buffer pattern). A slot goes pdWait -> G only in netpollblockcommit, on g0,
 // after the goroutine is _Gwaiting, so whoever takes the G out of the slot
 // may ready it at once; netpollWaiters counts the Gs in slots. A PollDesc's
 // lock is never held across a park or a goready. Mirrors Go's netpoll.go
@@ -31,7 +34,7 @@ void PollDesc::publishInfo() {
   if (closing) i |= kClosing;
   if (rd < 0) i |= kExpiredRead;
   if (wd < 0) i |= kExpiredWrite;
-  info.store(i, std::memory_order_release);
+  info.store(i, std::memory_order_seq_cst);
 }
 
 namespace {
@@ -46,6 +49,9 @@ Lock pollcacheLock;
 PollDesc* pollcacheFirst = nullptr;
 PollDesc* pollcacheAll = nullptr;
 
+void netpollReadDeadline(void* arg, std::int64_t now);
+void netpollWriteDeadline(void* arg, std::int64_t now);
+
 PollDesc* pollcacheAlloc() {
   LockGuard l(pollcacheLock);
   PollDesc* pd = pollcacheFirst;
@@ -54,6 +60,10 @@ PollDesc* pollcacheAlloc() {
     return pd;
   }
   pd = new PollDesc;  // lives for the process
+  pd->rt.f = &netpollReadDeadline;
+  pd->rt.arg = pd;
+  pd->wt.f = &netpollWriteDeadline;
+  pd->wt.arg = pd;
   pd->alllink = pollcacheAll;
   pollcacheAll = pd;
   return pd;
@@ -66,7 +76,7 @@ void pollcacheFree(PollDesc* pd) {
 }
 
 int netpollcheckerr(PollDesc* pd, int mode) {
-  std::uint32_t info = pd->info.load(std::memory_order_acquire);
+  std::uint32_t info = pd->info.load(std::memory_order_seq_cst);
   if ((info & PollDesc::kClosing) != 0) return pollErrClosing;
   if ((mode == 'r' && (info & PollDesc::kExpiredRead) != 0) || (mode == 'w' && (info & PollDesc::kExpiredWrite) != 0)) {
     return pollErrTimeout;
@@ -81,7 +91,7 @@ std::atomic<std::uintptr_t>& slot(PollDesc* pd, int mode) { return mode == 'r' ?
 bool netpollblockcommit(G* gp, void* gpp) {
   auto* s = static_cast<std::atomic<std::uintptr_t>*>(gpp);
   std::uintptr_t expect = pdWait;
-  if (s->compare_exchange_strong(expect, reinterpret_cast<std::uintptr_t>(gp), std::memory_order_acq_rel)) {
+  if (s->compare_exchange_strong(expect, reinterpret_cast<std::uintptr_t>(gp), std::memory_order_seq_cst)) {
     netpollWaiters.fetch_add(1, std::memory_order_seq_cst);
     return true;
   }
@@ -95,9 +105,9 @@ bool netpollblock(PollDesc* pd, int mode, bool waitio) {
   // Set the slot to pdWait.
   for (;;) {
     std::uintptr_t old = pdReady;
-    if (gpp.compare_exchange_strong(old, pdNil, std::memory_order_acq_rel)) return true;
+    if (gpp.compare_exchange_strong(old, pdNil, std::memory_order_seq_cst)) return true;
     if (old == pdNil) {
-      if (gpp.compare_exchange_strong(old, pdWait, std::memory_order_acq_rel)) break;
+      if (gpp.compare_exchange_strong(old, pdWait, std::memory_order_seq_cst)) break;
       continue;
     }
     if (old != pdReady)
@@ -108,7 +118,7 @@ bool netpollblock(PollDesc* pd, int mode, bool waitio) {
   if (waitio || netpollcheckerr(pd, mode) == pollNoError) {
     gopark(&netpollblockcommit, &gpp, WaitReason::io_wait);
   }
-  std::uintptr_t old = gpp.exchange(pdNil, std::memory_order_acq_rel);
+  std::uintptr_t old = gpp.exchange(pdNil, std::memory_order_seq_cst);
   if (old > pdWait) detail::fatal("runtime: corrupted polldesc");
   return old == pdReady;
 }
@@ -119,11 +129,11 @@ bool netpollblock(PollDesc* pd, int mode, bool waitio) {
 G* netpollunblock(PollDesc* pd, int mode, bool ioready) {
   auto& gpp = slot(pd, mode);
   for (;;) {
-    std::uintptr_t old = gpp.load(std::memory_order_acquire);
+    std::uintptr_t old = gpp.load(std::memory_order_seq_cst);
     if (old == pdReady) return nullptr;
     if (old == pdNil && !ioready) return nullptr;
     std::uintptr_t nw = ioready ? pdReady : pdNil;
-    if (gpp.compare_exchange_strong(old, nw, std::memory_order_acq_rel)) {
+    if (gpp.compare_exchange_strong(old, nw, std::memory_order_seq_cst)) {
       if (old == pdNil || old == pdWait) return nullptr;  // a pdWait goroutine sees nw in its commit
       netpollWaiters.fetch_sub(1, std::memory_order_seq_cst);
       return reinterpret_cast<G*>(old);
@@ -213,10 +223,6 @@ PollDesc* pollOpen(int fd) {
     pd->wg.store(pdNil, std::memory_order_relaxed);
     pd->rd = 0;
     pd->wd = 0;
-    pd->rt.f = &netpollReadDeadline;
-    pd->rt.arg = pd;
-    pd->wt.f = &netpollWriteDeadline;
-    pd->wt.arg = pd;
     pd->publishInfo();
   }
   int err = netpollopen(fd, pd);

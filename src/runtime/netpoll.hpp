@@ -76,7 +76,8 @@ void pollUnblock(PollDesc* pd);
 void netpollready(GList& list, PollDesc* pd, int mode);
 // The end of a run (teardown): goroutines parked in a PollDesc are taken
 // out of it (abandoned with the rest), and the count starts again at 0.
-// Descriptors stay registered: a program may keep them for the next run.
+// The descriptors wait_readable registered for them are unregistered (they
+// are the program's); those of other PollDescs stay registered.
 void netpollTeardown();
 
 // The platform's side (netpoll_epoll.cpp).

@@ -25,7 +25,9 @@ namespace {
 int epfd = -1;
 int netpollEventFd = -1;
 std::atomic<std::uint32_t> netpollWakeSig{0};  // a break is on its way
-bool havePwait2 = true;                        // epoll_pwait2 (Linux 5.11): ns timeouts
+// epoll_pwait2 (Linux 5.11): ns timeouts. Cleared for good the first time
+// the kernel (or a seccomp filter, which says EPERM) refuses it.
+std::atomic<bool> havePwait2{true};
 
 constexpr int kTagShift = 48;
 constexpr std::uint64_t kTagMask = 0xffff;
@@ -38,7 +40,7 @@ std::uint64_t tagged(PollDesc* pd, std::uint32_t seq) {
 // it (timers are due to the microsecond), else epoll_wait in ms, rounded
 // up (an early return would only spin).
 int epollwait(epoll_event* events, int max, std::int64_t delay) {
-  if (havePwait2) {
+  if (havePwait2.load(std::memory_order_relaxed)) {
     struct timespec ts;
     struct timespec* tsp = nullptr;
     if (delay >= 0) {
@@ -47,8 +49,8 @@ int epollwait(epoll_event* events, int max, std::int64_t delay) {
       tsp = &ts;
     }
     int n = static_cast<int>(::syscall(SYS_epoll_pwait2, epfd, events, max, tsp, nullptr, 0));
-    if (n >= 0 || errno != ENOSYS) return n;
-    havePwait2 = false;
+    if (n >= 0 || (errno != ENOSYS && errno != EPERM)) return n;
+    havePwait2.store(false, std::memory_order_relaxed);
   }
   int ms = -1;
   if (delay == 0) {

@@ -369,7 +369,11 @@ void injectglist(GList& list) {
     for (std::int32_t i = 0; i < global; i++) globrunqput(list.pop());
   }
   startIdle(global);
+  if (list.empty()) return;
   while (G* gp = list.pop()) runqput(pp, gp, false);
+  // A P may have gone idle since npidle was read: it would sit idle while
+  // work waits here (Go 1.21's injectglist ends the same way).
+  wakep();
 }
 
 namespace {

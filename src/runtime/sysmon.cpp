@@ -307,15 +307,15 @@ void* sysmon(void*) {
     if (netpollinited() && netpollAnyWaiters() && !sched.polling.load(std::memory_order_seq_cst) &&
         sched.lastpoll.load(std::memory_order_relaxed) + kNetpollNS < now) {
       sched.lastpoll.store(now, std::memory_order_relaxed);
+      // Pretend one more M runs from the poll until the goroutines it
+      // readies are queued and Ms started for them: they are in nobody's
+      // queue meanwhile, and no longer counted as waiting on descriptors,
+      // so an M going idle must not find nothing to run and nobody
+      // running, and report a deadlock.
+      incidlelocked(-1);
       GList ready = netpoll(0);
-      if (!ready.empty()) {
-        // Pretend one more M runs until the goroutines are queued and Ms
-        // started for them: an M going idle meanwhile must not find
-        // nothing to run and nobody running, and report a deadlock.
-        incidlelocked(-1);
-        injectglist(ready);
-        incidlelocked(1);
-      }
+      injectglist(ready);
+      incidlelocked(1);
     }
     if (sched.nunannounced.load(std::memory_order_relaxed) > 0) watchUnannounced(now);
     overdue = false;
