@@ -921,18 +921,28 @@ void newproc_abort(NewProc np) noexcept {
 
 }  // namespace detail
 
+namespace {
+
+// yield's rare cases, out of line (yield stays a leaf): a plain thread, or
+// a syscall body (which owns its thread, not a P); or a goroutine back
+// from a blocking call nobody announced, which takes a P back first.
+[[gnu::noinline]] void yieldSlow(G* gp) {
+  if (!unannouncedReturn(gp)) {
+    foreign_use();
+    sched_yield();
+    return;
+  }
+  exitsyscallUnannounced();
+  mcall(&gosched_m);
+}
+
+}  // namespace
+
 void yield() {
   G* gp = getg();
-  // A plain thread, or a syscall body (which owns its thread, not a P);
-  // or a goroutine back from a blocking call nobody announced, which
-  // takes a P back first.
   if (gp == nullptr || readgstatus(gp) == _Gsyscall) [[unlikely]] {
-    if (!unannouncedReturn(gp)) {
-      foreign_use();
-      sched_yield();
-      return;
-    }
-    exitsyscallUnannounced();
+    yieldSlow(gp);
+    return;
   }
   mcall(&gosched_m);
 }
