@@ -35,6 +35,11 @@ void spin_until(const std::atomic<bool>& flag) {
 
 long tid() { return ::syscall(SYS_gettid); }
 
+// Why the unannounced-blocking tests skip under ASan and TSan.
+constexpr const char* kNoHandoffUnderSanitizer =
+    "no unannounced-blocking handoff under a sanitizer: it would run instrumented runtime code in a signal handler "
+    "the sanitizer does not know about (issue 12 tracks it)";
+
 // In a goroutine: start a goroutine that runs before(), then spins with no
 // scheduling point until this one, once it gets the P back, stops it. On
 // one P, only preemption lets this one run again.
@@ -342,8 +347,7 @@ void read_pipe_while(During during) {
 // millisecond meanwhile: a signal per tick would be ~290.
 TEST(AsyncPreempt, BlockedThreadIsNotSignalled) {
   if (runtime::san::kAsan || runtime::san::kTsan) {
-    GTEST_SKIP() << "no unannounced-blocking handoff under a sanitizer: it would run instrumented runtime code in a "
-                    "signal handler the sanitizer does not know about (issue 12 tracks it)";
+    GTEST_SKIP() << kNoHandoffUnderSanitizer;
   }
   read_pipe_while([](long) {
     std::uint64_t before = preempt_signals_handled();
@@ -465,8 +469,7 @@ TEST_F(PreemptSignalDeathTest, ReplacingTheHandlerIsFatal) {
 // goroutine and shows `read` among its frames.
 TEST(UnannouncedBlocking, OthersRunWhileAPlainReadBlocks) {
   if (runtime::san::kAsan || runtime::san::kTsan) {
-    GTEST_SKIP() << "no unannounced-blocking handoff under a sanitizer: it would run instrumented runtime code in a "
-                    "signal handler the sanitizer does not know about (issue 12 tracks it)";
+    GTEST_SKIP() << kNoHandoffUnderSanitizer;
   }
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
@@ -533,8 +536,7 @@ TEST(UnannouncedBlocking, OthersRunWhileAPlainReadBlocks) {
 // usual.
 TEST(UnannouncedBlocking, RunReturnsWhileAPlainReadBlocks) {
   if (runtime::san::kAsan || runtime::san::kTsan) {
-    GTEST_SKIP() << "no unannounced-blocking handoff under a sanitizer: it would run instrumented runtime code in a "
-                    "signal handler the sanitizer does not know about (issue 12 tracks it)";
+    GTEST_SKIP() << kNoHandoffUnderSanitizer;
   }
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);

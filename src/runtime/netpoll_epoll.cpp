@@ -16,6 +16,7 @@
 #include <ctime>
 
 #include "netpoll.hpp"
+#include "os.hpp"
 #include "panic.hpp"
 
 namespace goro::runtime {
@@ -42,12 +43,7 @@ std::uint64_t tagged(PollDesc* pd, std::uint32_t seq) {
 int epollwait(epoll_event* events, int max, std::int64_t delay) {
   if (havePwait2.load(std::memory_order_relaxed)) {
     struct timespec ts;
-    struct timespec* tsp = nullptr;
-    if (delay >= 0) {
-      ts.tv_sec = static_cast<time_t>(delay / 1000000000);
-      ts.tv_nsec = static_cast<long>(delay % 1000000000);
-      tsp = &ts;
-    }
+    struct timespec* tsp = timeout_timespec(delay, ts);
     int n = static_cast<int>(::syscall(SYS_epoll_pwait2, epfd, events, max, tsp, nullptr, 0));
     if (n >= 0 || (errno != ENOSYS && errno != EPERM)) return n;
     havePwait2.store(false, std::memory_order_relaxed);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <ctime>
 
 namespace goro::runtime {
 
@@ -13,6 +14,10 @@ struct M;
 
 // CLOCK_MONOTONIC in nanoseconds.
 std::int64_t nanotime();
+
+// A relative timeout of ns nanoseconds for a system call, in ts: nullptr
+// (wait for ever) when ns < 0.
+struct timespec* timeout_timespec(std::int64_t ns, struct timespec& ts);
 
 // The calling thread's stack, [lo, hi) (ASan needs a g0's bounds).
 void thread_stack_bounds(std::uintptr_t* lo, std::uintptr_t* hi);

@@ -30,14 +30,16 @@ namespace goro::runtime {
 
 std::atomic<int> ncpu{1};
 
+struct timespec* timeout_timespec(std::int64_t ns, struct timespec& ts) {
+  if (ns < 0) return nullptr;
+  ts.tv_sec = static_cast<time_t>(ns / 1000000000);
+  ts.tv_nsec = static_cast<long>(ns % 1000000000);
+  return &ts;
+}
+
 void futexsleep(std::atomic<std::uint32_t>* addr, std::uint32_t val, std::int64_t ns) {
   struct timespec ts;
-  struct timespec* tsp = nullptr;
-  if (ns >= 0) {
-    ts.tv_sec = static_cast<time_t>(ns / 1000000000);
-    ts.tv_nsec = static_cast<long>(ns % 1000000000);
-    tsp = &ts;
-  }
+  struct timespec* tsp = timeout_timespec(ns, ts);
   syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(addr), FUTEX_WAIT_PRIVATE, val, tsp, nullptr, 0);
 }
 
